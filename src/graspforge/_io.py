@@ -1,0 +1,106 @@
+"""Small file helpers: atomic writes, content hashes, the on-disk cache folder."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
+
+    A killed process leaves either the old file or the new one, never half of either.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def atomic_savez(path: str | os.PathLike, compressed: bool = True, **arrays: np.ndarray) -> None:
+    """``np.savez`` through :func:`atomic_write_bytes` (never pickles: object arrays are refused)."""
+    for k, v in arrays.items():
+        if np.asarray(v).dtype == object:
+            raise TypeError(f"array {k!r} has dtype object; refusing to write a pickled array")
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load an ``.npz`` file into a dict, refusing pickled (object) arrays."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def sha256_bytes(*chunks: bytes) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+def sha256_arrays(*arrays: np.ndarray) -> str:
+    """Content hash of arrays (dtype, shape and bytes), stable across runs and machines."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    """Folder for derived data (SDF grids, surface samples). ``GRASPFORGE_CACHE_DIR`` overrides it."""
+    env = os.environ.get("GRASPFORGE_CACHE_DIR")
+    if env:
+        p = Path(env)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        p = Path(base) / "graspforge"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cached_npz(key: str, build: Callable[[], dict[str, np.ndarray]], subdir: str = "") -> dict[str, np.ndarray]:
+    """Return the arrays cached under ``key``; build and store them atomically when absent or unreadable."""
+    folder = cache_dir() / subdir if subdir else cache_dir()
+    path = folder / f"{key}.npz"
+    if path.exists():
+        try:
+            return load_npz(path)
+        except Exception:  # a corrupt cache entry is rebuilt, never trusted
+            pass
+    arrays = build()
+    try:
+        atomic_savez(path, **arrays)
+    except OSError:  # full disk or read-only cache: the result is still good, only not kept
+        pass
+    return arrays

@@ -1,0 +1,32 @@
+"""Shared test setup: one torch thread (small batched ops slow down badly with 2 threads under
+load), a private cache folder, and the shared real-world assets when they are present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ASSETS = REPO.parent / "shared" / "assets"
+HANDS_DIR = SHARED_ASSETS / "hands"
+YCB_DIR = SHARED_ASSETS / "objects" / "ycb"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    # tests never read or pollute the user's cache; one folder per session keeps reruns fast
+    if "GRASPFORGE_CACHE_DIR" not in os.environ:
+        os.environ["GRASPFORGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("gf-cache"))
+    yield
+
+
+def need_shared(path: Path) -> Path:
+    """Skip the calling test cleanly when ../shared (or a part of it) is absent."""
+    if not path.exists():
+        pytest.skip(f"shared assets not found at {path}")
+    return path
