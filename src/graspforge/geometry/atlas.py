@@ -1,0 +1,175 @@
+"""Many small signed-distance grids queried together: the hand's per-link collision fields.
+
+A query names, per point, which grid to read (``grid_id``). On the CPU a numba kernel reads the
+packed grids directly (distance and its gradient, one pass each way); on other devices a pure-torch
+trilinear gather does the same. Distances are positive inside; each grid covers its link's box grown
+by a margin, and points outside a grid's box read as "outside by at least the distance to the box".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import _trilinear
+from .exact import exact_signed_distance_union
+from .grid import grid_node_positions
+
+if _trilinear.HAVE_NUMBA:
+    import numba as _nb
+
+    @_nb.njit(cache=True, inline="always")
+    def _axis(u, n):
+        hi = n - 1
+        uc = min(max(u, 0.0), float(hi))
+        i = min(int(math.floor(uc)), hi - 1)
+        return i, uc - i, u - uc
+
+    @_nb.njit(parallel=True, cache=True)
+    def _atlas_fwd(data, meta, pts, gid, out, grad):
+        # meta[g] = [offset, nx, ny, nz, ox, oy, oz, h]
+        for q in _nb.prange(pts.shape[0]):
+            g = gid[q]
+            off = int(meta[g, 0])
+            nx = int(meta[g, 1])
+            ny = int(meta[g, 2])
+            nz = int(meta[g, 3])
+            inv_h = 1.0 / meta[g, 7]
+            i, tx, ex = _axis((pts[q, 0] - meta[g, 4]) * inv_h, nx)
+            j, ty, ey = _axis((pts[q, 1] - meta[g, 5]) * inv_h, ny)
+            k, tz, ez = _axis((pts[q, 2] - meta[g, 6]) * inv_h, nz)
+            d = 0.0
+            sx = 0.0
+            sy = 0.0
+            sz = 0.0
+            for c in range(8):
+                di = (c >> 2) & 1
+                dj = (c >> 1) & 1
+                dk = c & 1
+                wx = tx if di else 1.0 - tx
+                wy = ty if dj else 1.0 - ty
+                wz = tz if dk else 1.0 - tz
+                v = data[off + ((i + di) * ny + (j + dj)) * nz + (k + dk)]
+                d += wx * wy * wz * v
+                sx += (1.0 if di else -1.0) * wy * wz * v
+                sy += wx * (1.0 if dj else -1.0) * wz * v
+                sz += wx * wy * (1.0 if dk else -1.0) * v
+            h = meta[g, 7]
+            en = math.sqrt(ex * ex + ey * ey + ez * ez)
+            out[q] = d - h * en
+            gx = sx * inv_h if ex == 0.0 else 0.0
+            gy = sy * inv_h if ey == 0.0 else 0.0
+            gz = sz * inv_h if ez == 0.0 else 0.0
+            if en > 0.0:
+                gx -= ex / en
+                gy -= ey / en
+                gz -= ez / en
+            grad[q, 0] = gx
+            grad[q, 1] = gy
+            grad[q, 2] = gz
+
+
+@dataclass
+class LinkGrid:
+    """A distance-only grid: ``values`` (nx, ny, nz) at ``origin + spacing * (i, j, k)``, metres."""
+
+    origin: np.ndarray
+    spacing: float
+    values: np.ndarray
+
+    def __post_init__(self):
+        self.origin = np.asarray(self.origin, np.float64).reshape(3)
+        self.spacing = float(self.spacing)
+        self.values = np.asarray(self.values)
+        if self.values.ndim != 3 or min(self.values.shape) < 2:
+            raise ValueError(f"link grid needs (nx, ny, nz) values with >= 2 nodes per axis, got {self.values.shape}")
+        if not (np.isfinite(self.spacing) and self.spacing > 0):
+            raise ValueError("link grid spacing must be positive")
+        if not np.all(np.isfinite(self.values.astype(np.float32))):
+            raise ValueError("link grid holds non-finite values")
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.origin + self.spacing * (np.asarray(self.values.shape) - 1)
+
+
+def build_link_grid(parts: list[tuple[np.ndarray, np.ndarray]], spacing: float, margin: float, max_nodes_per_axis: int = 128) -> LinkGrid:
+    """Exact signed distance of the union of ``parts`` sampled on a grid over their box + ``margin``."""
+    allv = np.concatenate([np.asarray(v, np.float64) for v, _ in parts])
+    lo, hi = allv.min(0) - margin, allv.max(0) + margin
+    spacing = float(max(spacing, (hi - lo).max() / (max_nodes_per_axis - 1)))
+    shape = tuple(max(2, int(np.ceil(e / spacing)) + 1) for e in hi - lo)
+    origin = (lo + hi) / 2 - spacing * (np.asarray(shape) - 1) / 2
+    d, _, _ = exact_signed_distance_union(parts, grid_node_positions(origin, spacing, shape))
+    return LinkGrid(origin, spacing, d.reshape(shape).astype(np.float32))
+
+
+class _AtlasQuery(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, points, gid, data, meta):  # type: ignore[override]
+        pts = points.detach().contiguous().numpy()
+        out = np.empty(pts.shape[0], dtype=pts.dtype)
+        grad = np.empty_like(pts)
+        _nb.set_num_threads(max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS)))
+        _atlas_fwd(data, meta, pts, gid.contiguous().numpy(), out, grad)
+        ctx.save_for_backward(torch.from_numpy(grad))
+        return torch.from_numpy(out)
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return grad * g[:, None].to(grad.dtype), None, None, None
+
+
+class GridAtlas:
+    """Packed :class:`LinkGrid` s with a batched, differentiable query (see module docstring)."""
+
+    def __init__(self, grids: list[LinkGrid], device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        if not grids:
+            raise ValueError("GridAtlas needs at least one grid")
+        self.grids = grids
+        self.device = torch.device(device)
+        self.dtype = dtype
+        sizes = [g.values.size for g in grids]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.data = np.concatenate([g.values.astype(np.float32).ravel() for g in grids])
+        self.meta = np.array(
+            [[offsets[i], *g.values.shape, *g.origin, g.spacing] for i, g in enumerate(grids)], np.float64
+        )
+        kw = dict(device=self.device, dtype=dtype)
+        self.lower = torch.as_tensor(np.stack([g.origin for g in grids]), **kw)
+        self.upper = torch.as_tensor(np.stack([g.upper for g in grids]), **kw)
+        self._t_data = torch.as_tensor(self.data, **kw)
+        self._t_meta = torch.as_tensor(self.meta, device=self.device, dtype=torch.float64)
+
+    def query(self, points: torch.Tensor, grid_id: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+        """Signed distance (N,) of ``points`` (N, 3), each in the frame of its grid ``grid_id`` (N,)."""
+        if points.shape[0] == 0:
+            return points.new_zeros(0)
+        use_numba = backend == "numba" or (backend == "auto" and _trilinear.HAVE_NUMBA and points.device.type == "cpu")
+        if use_numba:
+            return _AtlasQuery.apply(points, grid_id.to(torch.int64), self.data, self.meta)
+        return self._query_torch(points, grid_id)
+
+    def _query_torch(self, points: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+        meta = self._t_meta[gid]
+        off = meta[:, 0].long()
+        n = meta[:, 1:4].long()
+        origin = meta[:, 4:7].to(points.dtype)
+        h = meta[:, 7:8].to(points.dtype)
+        u = (points - origin) / h
+        uc = torch.minimum(torch.maximum(u, torch.zeros_like(u)), (n - 1).to(u.dtype))
+        i0 = torch.minimum(uc.detach().floor().long(), n - 2)
+        t = uc - i0.to(uc.dtype)
+        d = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
+        data = self._t_data.to(points.dtype)
+        for c in range(8):
+            o = torch.tensor([(c >> 2) & 1, (c >> 1) & 1, c & 1], device=points.device)
+            idx = off + ((i0[:, 0] + o[0]) * n[:, 1] + (i0[:, 1] + o[1])) * n[:, 2] + (i0[:, 2] + o[2])
+            w = torch.where(o.bool(), t, 1 - t).prod(-1)
+            d = d + w * data[idx]
+        excess = u - uc
+        return d - h[:, 0] * excess.square().sum(-1).add(1e-30).sqrt() * (excess != 0).any(-1)

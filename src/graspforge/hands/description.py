@@ -1,0 +1,520 @@
+"""The hand description: everything synthesis needs to know about a hand, as plain data.
+
+A :class:`HandDescription` holds the kinematic tree, contact candidates (points + outward normals in
+link frames), per-link collision distance grids, self-collision samples, reference self-collision
+spheres, grasp types, the canonical (open) pose and the hand frame's approach/up axes. It is built
+from a URDF/MJCF (+ the reference JSON files when present) by :func:`build_hand_description`, and
+saved to / loaded from a folder (``hand.json`` + ``geometry.npz``) - the form of the built-in hands.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from .. import __version__
+from .._io import atomic_savez, atomic_write_json, load_npz
+from ..errors import HandLoadError, UnknownNameError
+from ..geometry.atlas import LinkGrid, build_link_grid
+from ..geometry.exact import exact_signed_distance
+from ..geometry.sampling import farthest_point_sampling, sample_surface
+from .geometry_spec import GeometryElement, link_mesh
+from .kinematics import KinematicTree
+from .known import KNOWN_HANDS
+from .reference_layout import GRASP_TYPE_ALIASES, read_contact_points, read_eigengrasps, read_penetration_points
+from .urdf import ParsedHand
+
+FORMAT_VERSION = 1
+GRASP_TYPES = ("full", "precision", "pinch", "fingertip")
+
+
+@dataclass
+class GraspType:
+    """Which links may hold contacts (and how many candidates each), and which joints curl in the
+    initial pose because their finger takes no contact."""
+
+    name: str
+    links: dict[str, int]
+    curl_joints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildOptions:
+    """Parameters of :func:`build_hand_description` (defaults are the values the built-ins use)."""
+
+    grid_spacing: float = 0.001  # m, link distance grids
+    grid_margin: float = 0.005  # m, grown around each link's box
+    grid_max_nodes: int = 128
+    surface_points_per_link: int = 128  # self-collision / display samples
+    default_candidates_per_link: int = 8  # links without a contact_points.json entry
+    dense_samples: int = 2000  # area-uniform samples before farthest-point selection
+    seed: int = 0
+
+
+@dataclass
+class HandDescription:
+    name: str
+    tree: KinematicTree
+    contact_points: np.ndarray  # (C, 3) link frame, m
+    contact_normals: np.ndarray  # (C, 3) link frame, outward unit
+    contact_links: np.ndarray  # (C,) link index
+    contact_rank: np.ndarray  # (C,) position in its link's farthest-point order
+    link_grid: np.ndarray  # (L,) index into ``grids`` or -1
+    grids: list[LinkGrid]
+    surface_points: np.ndarray  # (S, 3) link frame samples of the collision geometry
+    surface_normals: np.ndarray  # (S, 3)
+    surface_links: np.ndarray  # (S,)
+    spheres: np.ndarray  # (Q, 4) reference self-collision spheres [x, y, z, r], link frame
+    sphere_links: np.ndarray  # (Q,)
+    grasp_types: dict[str, GraspType]
+    canonical_q: np.ndarray  # (D,)
+    approach_axis: np.ndarray  # (3,) root frame: the direction the palm faces
+    up_axis: np.ndarray  # (3,) root frame, orthogonal to approach
+    provenance: dict = field(default_factory=dict)
+    source: Path | None = None  # URDF/MJCF it came from, for exact-mesh checks (None for built-ins)
+    warnings: list[str] = field(default_factory=list)
+
+    # -- convenience ----------------------------------------------------------------------
+    @property
+    def dof(self) -> int:
+        return self.tree.dof
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self.tree.actuated_joints)
+
+    def candidates_per_link(self) -> dict[str, int]:
+        names = self.tree.link_names
+        out: dict[str, int] = {}
+        for l in self.contact_links:
+            out[names[l]] = out.get(names[l], 0) + 1
+        return out
+
+    def grasp_type(self, name: str) -> GraspType:
+        key = GRASP_TYPE_ALIASES.get(name, name)
+        if key not in self.grasp_types:
+            raise UnknownNameError(f"hand {self.name!r} has no grasp type {name!r}; it has {sorted(self.grasp_types)}")
+        return self.grasp_types[key]
+
+    def candidate_mask(self, grasp_type: str = "full") -> np.ndarray:
+        """(C,) bool: the candidates a grasp type may use (its links, first n of each link's order)."""
+        gt = self.grasp_type(grasp_type)
+        idx = {n: i for i, n in enumerate(self.tree.link_names)}
+        limit = np.full(self.tree.num_links, -1)
+        for link, n in gt.links.items():
+            if link in idx:
+                limit[idx[link]] = n
+        return self.contact_rank < limit[self.contact_links]
+
+    # -- storage --------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> Path:
+        """Write ``hand.json`` and ``geometry.npz`` into ``folder`` (atomically, file by file)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "tree": self.tree.to_dict(),
+            "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints} for k, v in self.grasp_types.items()},
+            "canonical_q": self.canonical_q.tolist(),
+            "approach_axis": self.approach_axis.tolist(),
+            "up_axis": self.up_axis.tolist(),
+            "provenance": self.provenance,
+            "warnings": self.warnings,
+        }
+        arrays = {
+            "contact_points": self.contact_points.astype(np.float64),
+            "contact_normals": self.contact_normals.astype(np.float64),
+            "contact_links": self.contact_links.astype(np.int32),
+            "contact_rank": self.contact_rank.astype(np.int32),
+            "link_grid": self.link_grid.astype(np.int32),
+            "surface_points": self.surface_points.astype(np.float32),
+            "surface_normals": self.surface_normals.astype(np.float32),
+            "surface_links": self.surface_links.astype(np.int32),
+            "spheres": self.spheres.astype(np.float64),
+            "sphere_links": self.sphere_links.astype(np.int32),
+            "grid_meta": np.array([[*g.origin, g.spacing, *g.values.shape] for g in self.grids], np.float64).reshape(-1, 7),
+        }
+        for i, g in enumerate(self.grids):
+            # float16 keeps 0.01 mm near the surface for |d| < 6 cm and halves the shipped size
+            arrays[f"grid_{i}"] = g.values.astype(np.float16)
+        atomic_savez(folder / "geometry.npz", **arrays)
+        atomic_write_json(folder / "hand.json", meta)
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "HandDescription":
+        folder = Path(folder)
+        jpath, npath = folder / "hand.json", folder / "geometry.npz"
+        if not jpath.is_file() or not npath.is_file():
+            raise HandLoadError(f"{folder}: not a graspforge hand folder (needs hand.json and geometry.npz)")
+        try:
+            meta = json.loads(jpath.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise HandLoadError(f"{jpath}: unreadable ({e})") from e
+        try:
+            arr = load_npz(npath)
+        except Exception as e:
+            raise HandLoadError(f"{npath}: unreadable ({e})") from e
+        try:
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise HandLoadError(f"{jpath}: format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}")
+            tree = KinematicTree.from_dict(meta["tree"])
+            grids = []
+            gm = np.asarray(arr["grid_meta"], np.float64).reshape(-1, 7)
+            for i, row in enumerate(gm):
+                vals = np.asarray(arr[f"grid_{i}"]).astype(np.float32)
+                if vals.shape != tuple(int(x) for x in row[4:7]):
+                    raise HandLoadError(f"{npath}: grid {i} shape does not match its metadata")
+                grids.append(LinkGrid(row[:3], row[3], vals))
+            d = cls(
+                name=str(meta["name"]),
+                tree=tree,
+                contact_points=np.asarray(arr["contact_points"], np.float64).reshape(-1, 3),
+                contact_normals=np.asarray(arr["contact_normals"], np.float64).reshape(-1, 3),
+                contact_links=np.asarray(arr["contact_links"], np.int64),
+                contact_rank=np.asarray(arr["contact_rank"], np.int64),
+                link_grid=np.asarray(arr["link_grid"], np.int64),
+                grids=grids,
+                surface_points=np.asarray(arr["surface_points"], np.float64).reshape(-1, 3),
+                surface_normals=np.asarray(arr["surface_normals"], np.float64).reshape(-1, 3),
+                surface_links=np.asarray(arr["surface_links"], np.int64),
+                spheres=np.asarray(arr["spheres"], np.float64).reshape(-1, 4),
+                sphere_links=np.asarray(arr["sphere_links"], np.int64),
+                grasp_types={k: GraspType(k, {str(a): int(b) for a, b in v["links"].items()}, [str(x) for x in v.get("curl_joints", [])]) for k, v in meta["grasp_types"].items()},
+                canonical_q=np.asarray(meta["canonical_q"], np.float64),
+                approach_axis=np.asarray(meta["approach_axis"], np.float64),
+                up_axis=np.asarray(meta["up_axis"], np.float64),
+                provenance=dict(meta.get("provenance", {})),
+                warnings=list(meta.get("warnings", [])),
+            )
+        except HandLoadError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise HandLoadError(f"{folder}: malformed hand data ({type(e).__name__}: {e})") from e
+        d.validate()
+        return d
+
+    def validate(self) -> None:
+        """Cross-check sizes and ranges; raise :class:`HandLoadError` on the first inconsistency."""
+        L, D, C = self.tree.num_links, self.tree.dof, len(self.contact_points)
+        checks = [
+            (self.contact_normals.shape == (C, 3), "contact normals do not match contact points"),
+            (self.contact_links.shape == (C,) and np.all((self.contact_links >= 0) & (self.contact_links < L)), "contact link indices out of range"),
+            (self.contact_rank.shape == (C,), "contact rank has the wrong size"),
+            (self.link_grid.shape == (L,) and np.all((self.link_grid >= -1) & (self.link_grid < len(self.grids))), "link grid indices out of range"),
+            (self.surface_links.shape == (len(self.surface_points),) and np.all((self.surface_links >= 0) & (self.surface_links < L)), "surface link indices out of range"),
+            (self.sphere_links.shape == (len(self.spheres),) and np.all((self.sphere_links >= 0) & (self.sphere_links < L)), "sphere link indices out of range"),
+            (self.canonical_q.shape == (D,), "canonical pose has the wrong length"),
+            (self.approach_axis.shape == (3,) and self.up_axis.shape == (3,), "axes must be 3-vectors"),
+            (all(np.all(np.isfinite(a)) for a in (self.contact_points, self.contact_normals, self.canonical_q, self.approach_axis, self.up_axis, self.spheres)), "non-finite numbers"),
+            (bool(self.grasp_types), "no grasp types"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise HandLoadError(f"hand {self.name!r}: {msg}")
+        if np.linalg.norm(self.approach_axis) < 1e-6 or np.linalg.norm(self.up_axis) < 1e-6:
+            raise HandLoadError(f"hand {self.name!r}: zero approach or up axis")
+
+
+# ---------------------------------------------------------------------------------------------
+# building from a parsed URDF/MJCF
+# ---------------------------------------------------------------------------------------------
+
+def _apply_couplings(tree: KinematicTree, couplings: dict, path) -> KinematicTree:
+    """Turn actuated joints into followers of another actuated joint (mimic without a <mimic> tag)."""
+    if not couplings:
+        return tree
+    act = list(tree.actuated_joints)
+    for j, (driver, *_rest) in couplings.items():
+        if j not in act or driver not in act:
+            raise HandLoadError(f"{path}: coupling {j!r} <- {driver!r} names a joint that is not actuated")
+    keep = [j for j in act if j not in couplings]
+    new_index = {j: i for i, j in enumerate(keep)}
+    qi, mult, off = tree.q_index.copy(), tree.multiplier.copy(), tree.offset.copy()
+    for l in range(tree.num_links):
+        if qi[l] < 0:
+            continue
+        j = act[qi[l]]
+        if j in couplings:
+            driver, m, o = couplings[j]
+            qi[l], mult[l], off[l] = new_index[driver], mult[l] * m, mult[l] * o + off[l]
+        else:
+            qi[l] = new_index[j]
+    sel = [act.index(j) for j in keep]
+    return KinematicTree(
+        link_names=tree.link_names, parent=tree.parent, joint_names=tree.joint_names, joint_type=tree.joint_type,
+        origin=tree.origin, post=tree.post, axis=tree.axis, q_index=qi, multiplier=mult, offset=off,
+        actuated_joints=keep, lower=tree.lower[sel], upper=tree.upper[sel],
+    )
+
+
+def _link_parts(elements: list[GeometryElement]) -> list[tuple[np.ndarray, np.ndarray]]:
+    parts = []
+    for e in elements:
+        m = e.to_trimesh()
+        parts.append((np.asarray(m.vertices), np.asarray(m.faces)))
+    return parts
+
+
+def _geom_key(parts) -> str:
+    h = hashlib.sha256()
+    for v, f in parts:
+        h.update(np.round(np.asarray(v, np.float64), 9).tobytes())
+        h.update(np.asarray(f, np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _closest_normals(mesh: trimesh.Trimesh, pts: np.ndarray) -> np.ndarray:
+    # outward normal of the closest point on the link's collision surface
+    _, _, n = exact_signed_distance(mesh.vertices, mesh.faces, pts)
+    return np.nan_to_num(n)
+
+
+def _curl_joints(tree: KinematicTree, links: dict[str, int]) -> list[str]:
+    """Actuated joints that move none of the type's contact links: those fingers curl away."""
+    idx = {n: i for i, n in enumerate(tree.link_names)}
+    used = set()
+    for link in links:
+        if link in idx:
+            for a in tree.ancestors(idx[link]):
+                if tree.q_index[a] >= 0:
+                    used.add(int(tree.q_index[a]))
+    return [j for i, j in enumerate(tree.actuated_joints) if i not in used]
+
+
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return path.name
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_hand_description(
+    parsed: ParsedHand,
+    hand_dir: Path | None = None,
+    name: str | None = None,
+    options: BuildOptions | None = None,
+) -> HandDescription:
+    """Build a description from a parsed URDF/MJCF and, when present in ``hand_dir``, the reference
+    JSON files (``contact_points.json``, ``penetration_points.json``, ``eigengrasps.json``).
+
+    Deterministic: the same inputs and options give the same arrays.
+    """
+    opt = options or BuildOptions()
+    hand_dir = Path(hand_dir) if hand_dir is not None else parsed.source.parent
+    warnings = list(parsed.warnings)
+    known = KNOWN_HANDS.get(parsed.name, {})
+    tree = _apply_couplings(parsed.tree, known.get("couplings", {}), parsed.source)
+    L = tree.num_links
+    names = tree.link_names
+    sources = [parsed.source]
+
+    # -- collision geometry per link: collision elements, else visual ones -----------------
+    link_elements: dict[str, list[GeometryElement]] = {}
+    for n in names:
+        els = parsed.collisions.get(n) or parsed.visuals.get(n) or []
+        if not parsed.collisions.get(n) and parsed.visuals.get(n):
+            warnings.append(f"link {n!r} has no collision geometry; using its visual geometry")
+        link_elements[n] = els
+    grids: list[LinkGrid] = []
+    grid_of_key: dict[str, int] = {}
+    link_grid = np.full(L, -1, np.int64)
+    meshes: dict[str, trimesh.Trimesh] = {}
+    for l, n in enumerate(names):
+        if not link_elements[n]:
+            continue
+        parts = _link_parts(link_elements[n])
+        meshes[n] = trimesh.util.concatenate([trimesh.Trimesh(v, f, process=False) for v, f in parts])
+        key = _geom_key(parts)
+        if key not in grid_of_key:
+            grid_of_key[key] = len(grids)
+            grids.append(build_link_grid(parts, opt.grid_spacing, opt.grid_margin, opt.grid_max_nodes))
+        link_grid[l] = grid_of_key[key]
+    if not grids:
+        raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
+
+    # -- grasp types (eigengrasps.json) decide how many candidates each link needs ------------
+    eg_path = hand_dir / "eigengrasps.json"
+    cp_path = hand_dir / "contact_points.json"
+    specs = read_contact_points(cp_path, hand_dir) if cp_path.is_file() else None
+    if cp_path.is_file():
+        sources.append(cp_path)
+    types_raw = read_eigengrasps(eg_path) if eg_path.is_file() else {}
+    if eg_path.is_file():
+        sources.append(eg_path)
+
+    # -- contact candidates ---------------------------------------------------------------------
+    cpts, cnrm, clink, crank = [], [], [], []
+    rng_seed = opt.seed
+    for l, n in enumerate(names):
+        if n not in meshes:
+            if specs and specs.get(n) and (specs[n].meshes or specs[n].points):
+                warnings.append(f"link {n!r} has contact points but no geometry; ignored")
+            continue
+        want = max([t.get(n, 0) for t in types_raw.values()] + [0])
+        pts = []
+        if specs is not None:
+            spec = specs.get(n)
+            if spec is None:
+                continue
+            els = link_elements[n]
+            T = els[-1].origin if els else np.eye(4)  # the reference places contact data in the last element's frame
+            S = els[-1].scale if els else np.ones(3)
+            for mpath, count in spec.meshes:
+                try:
+                    cm = trimesh.load(str(mpath), force="mesh", process=True)
+                except Exception as e:
+                    raise HandLoadError(f"{cp_path}: link {n!r}: cannot read contact mesh {mpath}: {e}") from e
+                if not isinstance(cm, trimesh.Trimesh) or len(cm.faces) == 0:
+                    raise HandLoadError(f"{cp_path}: link {n!r}: contact mesh {mpath} has no triangles")
+                k = max(count, want)
+                dense, _ = sample_surface(cm.vertices * S, cm.faces, opt.dense_samples, seed=rng_seed)
+                sel = farthest_point_sampling(dense, min(k, len(dense)))
+                pts.append(trimesh.transform_points(dense[sel], T))
+                sources.append(mpath)
+            if spec.points:
+                pts.append(trimesh.transform_points(np.asarray(spec.points), T))
+        else:
+            # no contact file: spread default candidates over the whole link surface
+            k = max(want, opt.default_candidates_per_link)
+            dense, _ = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=rng_seed)
+            pts.append(dense[farthest_point_sampling(dense, k)])
+        if not pts:
+            continue
+        P = np.concatenate(pts)
+        cpts.append(P)
+        cnrm.append(_closest_normals(meshes[n], P))
+        clink.append(np.full(len(P), l))
+        crank.append(np.arange(len(P)))
+    if not cpts:
+        raise HandLoadError(f"{parsed.source}: no contact candidates (no link with both geometry and contact points)")
+    contact_points = np.concatenate(cpts)
+    contact_normals = np.concatenate(cnrm)
+    contact_links = np.concatenate(clink)
+    contact_rank = np.concatenate(crank)
+    per_link = {names[l]: int((contact_links == l).sum()) for l in np.unique(contact_links)}
+
+    # -- grasp types -------------------------------------------------------------------------------
+    grasp_types: dict[str, GraspType] = {}
+    if not types_raw:
+        types_raw = {"full": dict(per_link)}
+    for tname, links in types_raw.items():
+        known_links = {k: min(v, per_link[k]) for k, v in links.items() if k in per_link}
+        for k in links:
+            if k not in per_link:
+                warnings.append(f"grasp type {tname!r}: link {k!r} has no contact candidates; ignored")
+        if not known_links:
+            warnings.append(f"grasp type {tname!r} has no usable links; dropped")
+            continue
+        grasp_types[tname] = GraspType(tname, known_links, _curl_joints(tree, known_links))
+    if "full" not in grasp_types:
+        grasp_types["full"] = GraspType("full", dict(per_link), [])
+
+    # -- self-collision samples and reference spheres ------------------------------------------
+    spts, snrm, slink = [], [], []
+    for l, n in enumerate(names):
+        if n not in meshes:
+            continue
+        m = meshes[n]
+        dense, dn = sample_surface(m.vertices, m.faces, opt.dense_samples, seed=rng_seed)
+        sel = farthest_point_sampling(dense, min(opt.surface_points_per_link, len(dense)))
+        spts.append(dense[sel])
+        snrm.append(dn[sel])
+        slink.append(np.full(len(sel), l))
+    spheres, sphere_links = np.zeros((0, 4)), np.zeros(0, np.int64)
+    pp_path = hand_dir / "penetration_points.json"
+    if pp_path.is_file():
+        sources.append(pp_path)
+        rows, lks = [], []
+        for link, sph in read_penetration_points(pp_path).items():
+            if link not in names:
+                warnings.append(f"penetration_points.json names link {link!r}, which this hand does not have; ignored")
+                continue
+            els = link_elements.get(link) or []
+            T = els[-1].origin if els else np.eye(4)
+            c = trimesh.transform_points(sph[:, :3], T)
+            rows.append(np.concatenate([c, sph[:, 3:]], 1))
+            lks.append(np.full(len(sph), names.index(link)))
+        if rows:
+            spheres, sphere_links = np.concatenate(rows), np.concatenate(lks)
+
+    # -- canonical pose and hand frame ---------------------------------------------------------
+    D = tree.dof
+    canonical = np.clip(np.zeros(D), tree.lower, tree.upper)
+    if "canonical_list" in known and len(known["canonical_list"]) == D:
+        canonical = np.asarray(known["canonical_list"], float)
+    for j, v in known.get("canonical", {}).items():
+        if j in tree.actuated_joints:
+            canonical[tree.actuated_joints.index(j)] = v
+    canonical = np.clip(canonical, tree.lower, tree.upper)
+    if "approach_axis" in known:
+        approach = np.asarray(known["approach_axis"], float)
+        up = np.asarray(known["up_axis"], float)
+    else:
+        approach, up = estimate_hand_axes(tree, contact_points, contact_normals, contact_links, canonical)
+    approach = approach / np.linalg.norm(approach)
+    up = up - approach * (up @ approach)
+    if np.linalg.norm(up) < 1e-6:
+        raise HandLoadError(f"{parsed.source}: up axis is parallel to the approach axis")
+    up = up / np.linalg.norm(up)
+
+    uniq = sorted({str(p) for p in sources})
+    provenance = {
+        "generated_by": f"graspforge {__version__}",
+        "generated_on": datetime.date.today().isoformat(),
+        "source": str(parsed.source.name),
+        "source_files_sha256": {_rel(Path(p), hand_dir): _file_sha(Path(p)) for p in uniq},
+        "options": vars(opt),
+    }
+    desc = HandDescription(
+        name=name or hand_dir.name or parsed.name,
+        tree=tree,
+        contact_points=contact_points,
+        contact_normals=contact_normals,
+        contact_links=contact_links,
+        contact_rank=contact_rank,
+        link_grid=link_grid,
+        grids=grids,
+        surface_points=np.concatenate(spts),
+        surface_normals=np.concatenate(snrm),
+        surface_links=np.concatenate(slink),
+        spheres=spheres,
+        sphere_links=sphere_links,
+        grasp_types=grasp_types,
+        canonical_q=canonical,
+        approach_axis=approach,
+        up_axis=up,
+        provenance=provenance,
+        source=parsed.source,
+        warnings=warnings,
+    )
+    desc.validate()
+    return desc
+
+
+def estimate_hand_axes(tree, contact_points, contact_normals, contact_links, q) -> tuple[np.ndarray, np.ndarray]:
+    """Approach axis = mean outward candidate normal in the root frame at pose ``q`` (the palm side
+    faces where the candidates face); up axis = from the root towards the mean candidate position."""
+    T = tree.forward_numpy(q)
+    R = T[contact_links, :3, :3]
+    p = np.einsum("cij,cj->ci", R, contact_points) + T[contact_links, :3, 3]
+    n = np.einsum("cij,cj->ci", R, contact_normals)
+    approach = n.mean(0)
+    if np.linalg.norm(approach) < 1e-6:
+        approach = np.array([0.0, 0.0, 1.0])
+    approach /= np.linalg.norm(approach)
+    up = p.mean(0) - approach * (p.mean(0) @ approach)
+    if np.linalg.norm(up) < 1e-6:
+        up = np.cross(approach, [1.0, 0, 0]) if abs(approach[0]) < 0.9 else np.cross(approach, [0, 1.0, 0])
+    return approach, up / np.linalg.norm(up)

@@ -1,0 +1,347 @@
+"""Kinematic trees and batched, differentiable forward kinematics.
+
+Why not pytorch_kinematics' chain: we need mimic / coupled joints (Ability, Panda, Robotiq 2F),
+analytic contact Jacobians w.r.t. the *actuated* joints, a plain-data form that the built-in hands
+store as JSON without any URDF, and FK batched over tree levels (one step per depth, not per link).
+URDF parsing itself is pytorch_kinematics' (see :mod:`graspforge.hands.urdf`).
+
+Link transform: ``T_link = T_parent @ origin @ motion(q_link) @ post`` where ``motion`` rotates about
+(revolute) or slides along (prismatic) ``axis`` (joint frame), and ``q_link = multiplier * q[index] + offset``
+for the actuated joint ``index`` that drives it (mimic joints share an index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import HandLoadError
+from ..geometry.rotations import rot6d_to_matrix
+
+FIXED, REVOLUTE, PRISMATIC = 0, 1, 2
+JOINT_TYPES = {"fixed": FIXED, "revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC}
+JOINT_TYPE_NAMES = {FIXED: "fixed", REVOLUTE: "revolute", PRISMATIC: "prismatic"}
+
+
+@dataclass
+class KinematicTree:
+    """A hand's kinematics as plain arrays. Link 0 is the root; parents precede children.
+
+    Per link l: ``parent[l]`` (-1 for the root), ``joint_names[l]`` / ``joint_type[l]`` of the joint
+    from its parent, ``origin[l]`` and ``post[l]`` (4, 4), ``axis[l]`` (3,), and the coupling
+    ``q_index[l]`` (-1: not moving), ``multiplier[l]``, ``offset[l]``.
+    Actuated joints (D): ``actuated_joints``, ``lower``/``upper`` limits (rad or m).
+    """
+
+    link_names: list[str]
+    parent: np.ndarray
+    joint_names: list[str]
+    joint_type: np.ndarray
+    origin: np.ndarray
+    post: np.ndarray
+    axis: np.ndarray
+    q_index: np.ndarray
+    multiplier: np.ndarray
+    offset: np.ndarray
+    actuated_joints: list[str]
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        L = len(self.link_names)
+        self.parent = np.asarray(self.parent, np.int64).reshape(L)
+        self.joint_type = np.asarray(self.joint_type, np.int64).reshape(L)
+        self.origin = np.asarray(self.origin, np.float64).reshape(L, 4, 4)
+        self.post = np.asarray(self.post, np.float64).reshape(L, 4, 4)
+        self.axis = np.asarray(self.axis, np.float64).reshape(L, 3)
+        self.q_index = np.asarray(self.q_index, np.int64).reshape(L)
+        self.multiplier = np.asarray(self.multiplier, np.float64).reshape(L)
+        self.offset = np.asarray(self.offset, np.float64).reshape(L)
+        D = len(self.actuated_joints)
+        self.lower = np.asarray(self.lower, np.float64).reshape(D)
+        self.upper = np.asarray(self.upper, np.float64).reshape(D)
+        self.validate()
+
+    # -- checks and derived structure ---------------------------------------------------------
+    def validate(self) -> None:
+        L, D = len(self.link_names), len(self.actuated_joints)
+        if L == 0:
+            raise HandLoadError("kinematic tree has no links")
+        if len(set(self.link_names)) != L:
+            raise HandLoadError("kinematic tree has duplicate link names")
+        if len(self.joint_names) != L:
+            raise HandLoadError("kinematic tree: one joint name per link expected")
+        if self.parent[0] != -1 or np.any(self.parent[1:] < 0) or np.any(self.parent[1:] >= np.arange(1, L)):
+            raise HandLoadError("kinematic tree links must be ordered parents-first with a single root")
+        if np.any((self.q_index < -1) | (self.q_index >= D)):
+            raise HandLoadError("kinematic tree: joint coupling points at a missing actuated joint")
+        for arr, name in ((self.origin, "origin"), (self.post, "post"), (self.axis, "axis"), (self.lower, "lower"), (self.upper, "upper")):
+            if not np.all(np.isfinite(arr)):
+                raise HandLoadError(f"kinematic tree: non-finite values in {name}")
+        moving = self.q_index >= 0
+        norms = np.linalg.norm(self.axis[moving], axis=1)
+        if np.any(norms < 1e-9):
+            bad = [self.joint_names[i] for i in np.flatnonzero(moving)[norms < 1e-9]]
+            raise HandLoadError(f"joints with a zero axis: {bad}")
+        if np.any(self.lower > self.upper):
+            bad = [self.actuated_joints[i] for i in np.flatnonzero(self.lower > self.upper)]
+            raise HandLoadError(f"joints whose lower limit exceeds the upper limit: {bad}")
+
+    @property
+    def num_links(self) -> int:
+        return len(self.link_names)
+
+    @property
+    def dof(self) -> int:
+        return len(self.actuated_joints)
+
+    def link_index(self, name: str) -> int:
+        try:
+            return self.link_names.index(name)
+        except ValueError:
+            raise HandLoadError(f"no link named {name!r}; links are {self.link_names}") from None
+
+    def depth(self) -> np.ndarray:
+        d = np.zeros(self.num_links, np.int64)
+        for l in range(1, self.num_links):
+            d[l] = d[self.parent[l]] + 1
+        return d
+
+    def ancestors(self, link: int) -> list[int]:
+        """Links from ``link`` up to (excluding) the root, ``link`` first."""
+        out = []
+        while link > 0:
+            out.append(link)
+            link = int(self.parent[link])
+        return out
+
+    def coupling_matrix(self) -> np.ndarray:
+        """(L, L, D): entry [l, i, j] = d q_i / d q_j (the multiplier) if joint i moves link l."""
+        L, D = self.num_links, self.dof
+        M = np.zeros((L, L, D))
+        for l in range(L):
+            for i in self.ancestors(l):
+                if self.q_index[i] >= 0:
+                    M[l, i, self.q_index[i]] += self.multiplier[i]
+        return M
+
+    def joint_values(self, q: np.ndarray) -> np.ndarray:
+        """Per-link joint values (..., L) from actuated joint positions (..., D)."""
+        q = np.asarray(q, np.float64)
+        qp = np.concatenate([q, np.zeros(q.shape[:-1] + (1,))], -1)
+        return qp[..., self.q_index] * self.multiplier + self.offset * (self.q_index >= 0)
+
+    # -- (de)serialisation ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "link_names": list(self.link_names),
+            "parent": self.parent.tolist(),
+            "joint_names": list(self.joint_names),
+            "joint_type": [JOINT_TYPE_NAMES[int(t)] for t in self.joint_type],
+            "origin": self.origin.tolist(),
+            "post": self.post.tolist(),
+            "axis": self.axis.tolist(),
+            "q_index": self.q_index.tolist(),
+            "multiplier": self.multiplier.tolist(),
+            "offset": self.offset.tolist(),
+            "actuated_joints": list(self.actuated_joints),
+            "lower": self.lower.tolist(),
+            "upper": self.upper.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KinematicTree":
+        try:
+            jt = [JOINT_TYPES[t] if isinstance(t, str) else int(t) for t in d["joint_type"]]
+            return cls(
+                link_names=[str(x) for x in d["link_names"]],
+                parent=d["parent"],
+                joint_names=[str(x) for x in d["joint_names"]],
+                joint_type=jt,
+                origin=d["origin"],
+                post=d["post"],
+                axis=d["axis"],
+                q_index=d["q_index"],
+                multiplier=d["multiplier"],
+                offset=d["offset"],
+                actuated_joints=[str(x) for x in d["actuated_joints"]],
+                lower=d["lower"],
+                upper=d["upper"],
+            )
+        except HandLoadError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise HandLoadError(f"malformed kinematic tree data: {e!r}") from e
+
+    def forward_numpy(self, q: np.ndarray) -> np.ndarray:
+        """Reference FK in float64 numpy, one configuration: (D,) -> (L, 4, 4) link poses in the root frame.
+
+        Deliberately a plain per-link loop (an independent check of the batched torch code).
+        """
+        from ..geometry.rotations import transform_np
+
+        qv = self.joint_values(np.asarray(q, np.float64))
+        T = np.zeros((self.num_links, 4, 4))
+        T[0] = np.eye(4)
+        for l in range(1, self.num_links):
+            M = np.eye(4)
+            if self.joint_type[l] == REVOLUTE:
+                a = self.axis[l] / np.linalg.norm(self.axis[l])
+                K = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+                th = qv[l]
+                M[:3, :3] = np.eye(3) + np.sin(th) * K + (1 - np.cos(th)) * K @ K
+            elif self.joint_type[l] == PRISMATIC:
+                M = transform_np(self.axis[l] / np.linalg.norm(self.axis[l]) * qv[l])
+            T[l] = T[self.parent[l]] @ self.origin[l] @ M @ self.post[l]
+        return T
+
+
+@dataclass
+class LinkPoses:
+    """Batched FK result: world rotation ``rot`` (B, L, 3, 3) and position ``pos`` (B, L, 3) of every
+    link, plus each link's joint frame origin ``joint_pos`` (B, L, 3) and world axis ``joint_axis``
+    (B, L, 3) for Jacobians."""
+
+    rot: torch.Tensor
+    pos: torch.Tensor
+    joint_pos: torch.Tensor
+    joint_axis: torch.Tensor
+
+
+class TorchKinematics:
+    """Batched FK on one device/dtype, built from a :class:`KinematicTree`."""
+
+    def __init__(self, tree: KinematicTree, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+        self.tree = tree
+        self.device = torch.device(device)
+        self.dtype = dtype
+        kw = dict(device=self.device, dtype=dtype)
+        L = tree.num_links
+        axis = tree.axis / np.maximum(np.linalg.norm(tree.axis, axis=1, keepdims=True), 1e-12)
+        self.R0 = torch.as_tensor(tree.origin[:, :3, :3], **kw)
+        self.t0 = torch.as_tensor(tree.origin[:, :3, 3], **kw)
+        self.R1 = torch.as_tensor(tree.post[:, :3, :3], **kw)
+        self.t1 = torch.as_tensor(tree.post[:, :3, 3], **kw)
+        self.has_post = not np.allclose(tree.post, np.eye(4))
+        self.axis = torch.as_tensor(axis, **kw)
+        self.revolute = torch.as_tensor(tree.joint_type == REVOLUTE, device=self.device)
+        self.prismatic = torch.as_tensor(tree.joint_type == PRISMATIC, **kw)
+        qi = tree.q_index.copy()
+        qi[qi < 0] = tree.dof  # points at an extra zero column
+        self.q_index = torch.as_tensor(qi, device=self.device)
+        self.multiplier = torch.as_tensor(np.where(tree.q_index >= 0, tree.multiplier, 0.0), **kw)
+        self.offset = torch.as_tensor(np.where(tree.q_index >= 0, tree.offset, 0.0), **kw)
+        # levels: links grouped by depth; parents of a level all sit in earlier levels
+        depth = tree.depth()
+        self.levels = []
+        order = [0]
+        for dlev in range(1, int(depth.max()) + 1 if L > 1 else 1):
+            links = np.flatnonzero(depth == dlev)
+            if len(links):
+                self.levels.append(
+                    (
+                        torch.as_tensor(links, device=self.device),
+                        torch.as_tensor(tree.parent[links], device=self.device),
+                    )
+                )
+                order.extend(links.tolist())
+        # row of link l in the concatenated per-level output
+        inv = np.empty(L, np.int64)
+        inv[np.asarray(order)] = np.arange(L)
+        self.order_inv = torch.as_tensor(inv, device=self.device)
+        self.lower = torch.as_tensor(tree.lower, **kw)
+        self.upper = torch.as_tensor(tree.upper, **kw)
+
+    def _axis_angle(self, theta: torch.Tensor) -> torch.Tensor:
+        # Rodrigues for every link at once: theta (B, L) about self.axis (L, 3) -> (B, L, 3, 3)
+        a = self.axis
+        x, y, z = a[:, 0], a[:, 1], a[:, 2]
+        c, s = torch.cos(theta), torch.sin(theta)
+        C = 1 - c
+        return torch.stack(
+            [
+                c + x * x * C, x * y * C - z * s, x * z * C + y * s,
+                y * x * C + z * s, c + y * y * C, y * z * C - x * s,
+                z * x * C - y * s, z * y * C + x * s, c + z * z * C,
+            ],
+            -1,
+        ).reshape(*theta.shape, 3, 3)
+
+    def link_joint_values(self, q: torch.Tensor) -> torch.Tensor:
+        """(B, D) actuated joint positions -> (B, L) per-link joint values (mimic applied)."""
+        qp = torch.cat([q, q.new_zeros(q.shape[0], 1)], 1)
+        return qp[:, self.q_index] * self.multiplier + self.offset
+
+    def forward(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor) -> LinkPoses:
+        """Link poses for root position (B, 3) m, root rotation (B, 3, 3) and joints q (B, D)."""
+        B = q.shape[0]
+        qv = self.link_joint_values(q)  # (B, L)
+        theta = torch.where(self.revolute, qv, torch.zeros_like(qv))
+        Rj = self._axis_angle(theta)
+        tj = (qv * self.prismatic)[..., None] * self.axis  # (B, L, 3)
+        if self.has_post:
+            Rloc = self.R0 @ Rj @ self.R1
+            tloc = (self.R0 @ ((Rj @ self.t1[..., None]).squeeze(-1) + tj)[..., None]).squeeze(-1) + self.t0
+        else:
+            Rloc = self.R0 @ Rj
+            tloc = (self.R0 @ tj[..., None]).squeeze(-1) + self.t0
+        jaxis_local = (self.R0 @ self.axis[..., None]).squeeze(-1)  # joint axis in the parent frame
+        rots = [root_rot[:, None]]
+        poss = [root_pos[:, None]]
+        jpos = [root_pos[:, None]]
+        jax = [torch.zeros_like(root_pos)[:, None]]
+        all_rot, all_pos = rots[0], poss[0]
+        for links, parents in self.levels:
+            # parents' rows in the running concatenation
+            prow = self.order_inv[parents]
+            Rp = all_rot[:, prow]
+            tp = all_pos[:, prow]
+            R = Rp @ Rloc[:, links]
+            t = (Rp @ tloc[:, links, :, None]).squeeze(-1) + tp
+            jpos.append((Rp @ self.t0[links, :, None]).squeeze(-1) + tp)
+            jax.append((Rp @ jaxis_local[links, :, None]).squeeze(-1))
+            rots.append(R)
+            poss.append(t)
+            all_rot = torch.cat([all_rot, R], 1)
+            all_pos = torch.cat([all_pos, t], 1)
+        inv = self.order_inv
+        return LinkPoses(
+            rot=all_rot[:, inv],
+            pos=all_pos[:, inv],
+            joint_pos=torch.cat(jpos, 1)[:, inv],
+            joint_axis=torch.cat(jax, 1)[:, inv],
+        )
+
+    def forward_pose(self, pose: torch.Tensor) -> LinkPoses:
+        """FK from a hand pose vector (B, 3 + 6 + D): root translation, 6D rotation, joints."""
+        if pose.shape[-1] != 9 + self.tree.dof:
+            raise ValueError(f"hand pose needs 9 + {self.tree.dof} numbers, got {pose.shape[-1]}")
+        return self.forward(pose[:, :3], rot6d_to_matrix(pose[:, 3:9]), pose[:, 9:])
+
+
+def point_jacobian(
+    kin: TorchKinematics, poses: LinkPoses, points: torch.Tensor, link_index: torch.Tensor
+) -> torch.Tensor:
+    """Analytic Jacobian d p / d q of world points fixed to links.
+
+    ``points`` (B, K, 3) world positions, ``link_index`` (K,) or (B, K) the link each point rides on.
+    Returns (B, K, 3, D): revolute joints contribute ``m * axis x (p - joint_origin)``, prismatic
+    joints ``m * axis`` (m the mimic multiplier), summed over every joint between the link and the root.
+    """
+    tree = kin.tree
+    key = ("coupling", str(kin.device), kin.dtype)
+    cache = kin.__dict__.setdefault("_cache", {})
+    if key not in cache:
+        cache[key] = torch.as_tensor(tree.coupling_matrix(), device=kin.device, dtype=kin.dtype)  # (L, L, D)
+    M = cache[key]
+    B, K = points.shape[:2]
+    if link_index.dim() == 1:
+        link_index = link_index[None].expand(B, K)
+    W = M[link_index]  # (B, K, L, D)
+    rev = kin.revolute.to(points.dtype)
+    lever = points[:, :, None, :] - poses.joint_pos[:, None]  # (B, K, L, 3)
+    ax = poses.joint_axis[:, None].expand_as(lever)
+    col = torch.cross(ax, lever, dim=-1) * rev[:, None] + ax * kin.prismatic[:, None]  # (B, K, L, 3)
+    return torch.einsum("bkli,bkld->bkid", col, W)
