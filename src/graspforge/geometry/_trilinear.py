@@ -28,9 +28,12 @@ if HAVE_NUMBA:
 
     @_nb.njit(cache=True, inline="always")
     def _axis(u, n):
-        # clamp grid coordinate u into [0, n-1]; return (cell, local t, clamped-away excess in cells)
+        # clamp grid coordinate u into [0, n-1]; return (cell, local t, clamped-away excess in cells).
+        # Written with `not (u >= 0)` so that NaN clamps to node 0 (a valid read; the NaN excess then
+        # makes the result NaN): int(floor(NaN)) is undefined and indexed far outside the grid.
         hi = n - 1
-        uc = min(max(u, 0.0), float(hi))
+        uc = u if u >= 0.0 else 0.0
+        uc = uc if uc <= hi else float(hi)
         i = min(int(math.floor(uc)), hi - 1)
         return i, uc - i, u - uc
 
@@ -60,6 +63,11 @@ if HAVE_NUMBA:
             out[q, 1] = a1 / nn
             out[q, 2] = a2 / nn
             out[q, 3] = a3 / nn
+            if ex != ex or ey != ey or ez != ez:  # NaN point in, NaN out (never a made-up value)
+                out[q, 0] = math.nan
+                out[q, 1] = math.nan
+                out[q, 2] = math.nan
+                out[q, 3] = math.nan
 
     @_nb.njit(parallel=True, cache=True)
     def _backward(grid, origin, inv_h, pts, gout, gpts):
@@ -117,6 +125,10 @@ if HAVE_NUMBA:
             gpts[q, 0] = gx
             gpts[q, 1] = gy
             gpts[q, 2] = gz
+            if ex != ex or ey != ey or ez != ez:
+                gpts[q, 0] = math.nan
+                gpts[q, 1] = math.nan
+                gpts[q, 2] = math.nan
 
 
 class _TrilinearSDF(torch.autograd.Function):

@@ -48,7 +48,7 @@ class GraspType:
 class BuildOptions:
     """Parameters of :func:`build_hand_description` (defaults are the values the built-ins use)."""
 
-    grid_spacing: float = 0.001  # m, link distance grids
+    grid_spacing: float = 0.0015  # m, link distance grids (max error vs the exact meshes < 1 mm, bench_hands.py)
     grid_margin: float = 0.005  # m, grown around each link's box
     grid_max_nodes: int = 128
     surface_points_per_link: int = 128  # self-collision / display samples
@@ -420,6 +420,13 @@ def build_hand_description(
         grasp_types[tname] = GraspType(tname, known_links, _curl_joints(tree, known_links))
     if "full" not in grasp_types:
         grasp_types["full"] = GraspType("full", dict(per_link), [])
+    if "fingertip" not in grasp_types:
+        # the outermost contact link of every finger: no other contact link below it
+        idx = {n: i for i, n in enumerate(names)}
+        below = {a for link in per_link for a in tree.ancestors(idx[link])[1:]}
+        tips = {k: v for k, v in per_link.items() if idx[k] not in below}
+        if tips and all(tips != g.links for g in grasp_types.values()):
+            grasp_types["fingertip"] = GraspType("fingertip", tips, _curl_joints(tree, tips))
 
     # -- self-collision samples and reference spheres ------------------------------------------
     spts, snrm, slink = [], [], []

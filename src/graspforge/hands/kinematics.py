@@ -103,6 +103,14 @@ class KinematicTree:
         except ValueError:
             raise HandLoadError(f"no link named {name!r}; links are {self.link_names}") from None
 
+    def actuated_joint_types(self) -> list[str]:
+        """"revolute" or "prismatic" for each actuated joint."""
+        out = ["revolute"] * self.dof
+        for l in range(self.num_links):
+            if self.q_index[l] >= 0 and self.joint_names[l] == self.actuated_joints[self.q_index[l]]:
+                out[self.q_index[l]] = JOINT_TYPE_NAMES[int(self.joint_type[l])]
+        return out
+
     def depth(self) -> np.ndarray:
         d = np.zeros(self.num_links, np.int64)
         for l in range(1, self.num_links):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
 
+from .. import __version__
+from .._io import cache_dir
 from ..errors import HandLoadError, UnknownNameError
-from .description import BuildOptions, HandDescription, build_hand_description
+from .description import FORMAT_VERSION, BuildOptions, HandDescription, build_hand_description
 from .model import HandModel
 
 BUILTIN_DIR = Path(__file__).parent / "data"
@@ -33,9 +36,49 @@ def _parse(path: Path):
     raise HandLoadError(f"{path}: not a URDF (.urdf) or MJCF (.xml) file")
 
 
-def load_hand_description(name_or_path: str | Path, options: BuildOptions | None = None) -> HandDescription:
+MESH_SUFFIXES = {".obj", ".stl", ".ply", ".dae", ".glb", ".gltf", ".off", ".msh"}
+
+
+def _source_key(model: Path, hand_dir: Path, parsed, name: str, options: BuildOptions) -> str:
+    """Content hash of everything a description is built from (model, JSON files, meshes, options)."""
+    files = {model.resolve()}
+    files |= {p.resolve() for p in hand_dir.glob("*.json")}
+    files |= {e.path.resolve() for els in (*parsed.collisions.values(), *parsed.visuals.values()) for e in els if e.path is not None}
+    files |= {p.resolve() for p in hand_dir.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file()}
+    h = hashlib.sha256()
+    h.update(f"{FORMAT_VERSION}|{__version__}|{name}|{sorted(vars(options).items())}".encode())
+    for f in sorted(files):
+        h.update(str(f.relative_to(hand_dir.resolve()) if f.is_relative_to(hand_dir.resolve()) else f.name).encode())
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()[:32]
+
+
+def _build_cached(model: Path, hand_dir: Path, name: str, options: BuildOptions | None, use_cache: bool) -> HandDescription:
+    options = options or BuildOptions()
+    parsed = _parse(model)
+    folder = cache_dir() / "hands" / _source_key(model, hand_dir, parsed, name, options)
+    if use_cache and (folder / "hand.json").is_file():
+        try:
+            desc = HandDescription.load(folder)
+            desc.source = model
+            return desc
+        except HandLoadError:
+            pass  # a damaged cache entry is rebuilt
+    desc = build_hand_description(parsed, hand_dir=hand_dir, name=name, options=options)
+    if use_cache:
+        try:
+            desc.save(folder)
+        except OSError:
+            pass  # full disk or read-only cache: the description is still good
+    return desc
+
+
+def load_hand_description(name_or_path: str | Path, options: BuildOptions | None = None, use_cache: bool = True) -> HandDescription:
     """A built-in name, a graspforge hand folder (``hand.json``), a folder in the reference layout
-    (one URDF/MJCF + optional JSON files), or a URDF/MJCF file."""
+    (one URDF/MJCF + optional JSON files), or a URDF/MJCF file.
+
+    Descriptions built from URDF/MJCF are cached on disk by content hash (``GRASPFORGE_CACHE_DIR``).
+    """
     s = str(name_or_path)
     if s in builtin_hand_names():
         return HandDescription.load(BUILTIN_DIR / s)
@@ -49,8 +92,8 @@ def load_hand_description(name_or_path: str | Path, options: BuildOptions | None
         models = sorted(path.glob("*.urdf")) + sorted(path.glob("*.xml"))
         if len(models) != 1:
             raise HandLoadError(f"{path}: expected exactly one .urdf or .xml file in the hand folder, found {[m.name for m in models]}")
-        return build_hand_description(_parse(models[0]), hand_dir=path, name=path.name, options=options)
-    return build_hand_description(_parse(path), hand_dir=path.parent, name=path.stem, options=options)
+        return _build_cached(models[0], path, path.name, options, use_cache)
+    return _build_cached(path, path.parent, path.stem, options, use_cache)
 
 
 def load_hand(name_or_path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> HandModel:

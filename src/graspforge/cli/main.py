@@ -1,0 +1,46 @@
+"""The ``graspforge`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import GraspforgeError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import hands as hands_cmd
+
+    p = argparse.ArgumentParser(prog="graspforge", description="Synthesise diverse, physically valid grasps for robot hands.")
+    p.add_argument("--version", action="version", version=f"graspforge {__version__}")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/numba (default: torch's choice)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    hands_cmd.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            parser.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    try:
+        return int(args.func(args) or 0)
+    except GraspforgeError as e:
+        print(f"graspforge: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("graspforge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
