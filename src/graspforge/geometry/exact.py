@@ -19,14 +19,56 @@ def _as_igl(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nda
     return v, f
 
 
+#: Triangles with an edge longer than the mesh diagonal over this are split before the fast
+#: winding number (see :func:`split_long_edges`).
+LONG_EDGE_FRACTION = 1.0 / 32
+
+
+def split_long_edges(
+    vertices: np.ndarray, faces: np.ndarray, max_edge: float, max_faces: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bisect the longest edge of every triangle longer than ``max_edge`` until none is (or the
+    mesh would exceed ``max_faces``). The surface and its orientation are unchanged; the result
+    has T-junctions, which winding numbers do not mind.
+
+    Why: the fast winding number clusters triangles by their centroids, so a long sliver (the
+    sides of a CAD cylinder) is summarised far too coarsely near its ends and the tree descends
+    everywhere; a 2k-face mug took 9 s for a 0.5M-node grid, and 0.5 s after splitting.
+    """
+    v = np.asarray(vertices, np.float64)
+    f = np.asarray(faces, np.int64)
+    for _ in range(32):
+        tri = v[f]
+        # length of the edge opposite corner i
+        edges = np.linalg.norm(tri[:, [1, 2, 0]] - tri[:, [2, 0, 1]], axis=2)
+        longest = edges.max(1)
+        split = longest > max_edge
+        n = int(split.sum())
+        if n == 0 or len(f) + n > max_faces:
+            break
+        fs = f[split]
+        # rotate each split face to (a, b, c) with b-c its longest edge; a rotation keeps orientation
+        order = (edges[split].argmax(1)[:, None] + np.arange(3)) % 3
+        a, b, c = np.take_along_axis(fs, order, 1).T
+        mid = len(v) + np.arange(n)
+        v = np.concatenate([v, (v[b] + v[c]) / 2])
+        f = np.concatenate([f[~split], np.stack([a, b, mid], 1), np.stack([a, mid, c], 1)])
+    return v, f
+
+
 def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Generalised winding number of ``points`` (N, 3) w.r.t. the mesh: ~1 inside, ~0 outside."""
     v, f = _as_igl(vertices, faces)
     q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
     if len(q) == 0:
         return np.zeros(0)
+    if len(f) == 0:
+        return np.zeros(len(q))
     import igl
 
+    used = v[np.unique(f)]
+    diag = float(np.linalg.norm(used.max(0) - used.min(0)))
+    v, f = _as_igl(*split_long_edges(v, f, diag * LONG_EDGE_FRACTION, max(4 * len(f), 200_000)))
     return np.asarray(igl.fast_winding_number(v, f, q))
 
 

@@ -38,8 +38,9 @@ MAX_FILE_BYTES = 1 << 30
 #: Probe points whose winding number lies strictly between these count as neither in nor out.
 AMBIGUOUS_WINDING = (0.2, 0.8)
 
-#: A mesh is rejected when more than this fraction of its probe points is ambiguous. Closed
-#: meshes score 0, the 25 YCB scans (holes, open cups) at most ~1%, open sheets 30% and more.
+#: A mesh is rejected when more than this fraction of its probe points is ambiguous. Measured:
+#: closed meshes and all 25 YCB scans 0%; a sphere with a 20% cap cut off 3.5%, with 30% (a bowl)
+#: 7%; a zero-thickness open cup 9%; an open box 16%; a disc 50%.
 MAX_AMBIGUOUS_FRACTION = 0.05
 
 
@@ -130,12 +131,13 @@ def read_mesh_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     problems = []
     for file_type in candidates:
         try:
-            return _read_with_trimesh(path, file_type)
+            vertices, faces = _read_with_trimesh(path, file_type)
+            if len(faces) and len(vertices):
+                return vertices, faces
+            problems.append(f"as {file_type}: no triangles")
         except MeshLoadError as exc:
             problems.append(f"as {file_type}: {str(exc).split(': ', 1)[-1]}")
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:  # parsers raise anything on garbage (IndexError, struct.error, ...)
+        except Exception as exc:  # parsers raise anything on garbage (IndexError, struct.error, ...)
             problems.append(f"as {file_type}: {type(exc).__name__}: {exc}")
     raise MeshLoadError(f"{path}: cannot read mesh ({'; '.join(p[:200] for p in problems)})")
 
@@ -262,7 +264,45 @@ def clean_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     f, flipped = _orient_parts(v, f)
     if flipped:
         repairs.append(flipped)
+    v, f, merged = _union_overlapping_parts(v, f)
+    if merged:
+        repairs.append(merged)
     return v, f, tuple(repairs)
+
+
+def _union_overlapping_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Replace closed parts that overlap (a handle pushed into a cup, an assembly exported as
+    one file) by their exact boolean union.
+
+    Why: faces buried inside another part are still faces to a distance query, so the signed
+    distance would drop to ~0 deep inside the solid, and surface samples would land inside it.
+    Done only when every part is closed and outward (the union is then well defined); anything
+    else is left as it is.
+    """
+    import trimesh
+
+    mesh = trimesh.Trimesh(v, f, process=False, validate=False)
+    if mesh.body_count < 2 or mesh.body_count > 256:
+        return v, f, ""
+    # a face is buried when the point just outside its centre is inside the solid
+    tri = v[f]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    eps = 1e-4 * float(np.linalg.norm(v.max(0) - v.min(0)))
+    outside = tri.mean(1) + eps * cross / np.linalg.norm(cross, axis=1, keepdims=True)
+    buried = winding_number(v, f, outside) > 0.5
+    if not buried.any():
+        return v, f, ""
+    parts = mesh.split(only_watertight=False)
+    if not all(p.is_watertight and p.is_winding_consistent and p.volume > 0 for p in parts):
+        return v, f, ""
+    try:
+        union = trimesh.boolean.union(parts, engine="manifold")
+    except Exception:  # manifold3d refuses some inputs; the mesh stays usable without the union
+        return v, f, ""
+    if not (union.is_watertight and union.volume > 0 and len(union.faces)):
+        return v, f, ""
+    note = f"merged {len(parts)} overlapping parts ({int(buried.sum())} buried faces) by boolean union"
+    return np.asarray(union.vertices, np.float64), np.asarray(union.faces, np.int64), note
 
 
 def _orient_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, str]:
@@ -286,22 +326,23 @@ def _orient_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, str]:
     flip = negative
     if count > 1:
         # A part with negative volume is inside-out, unless it lines a cavity of another part
-        # (a hollow ball's inner wall). Probe just behind a few of its largest faces, along their
-        # stored normals: inside an inside-out solid the winding number is -1, in a cavity 0.
+        # (a hollow ball's inner wall). Probe just behind up to 16 of its largest faces, along
+        # their stored normals: inside an inside-out solid the winding number is -1, in a cavity 0.
         tri = v[f]
         cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         area2 = np.linalg.norm(cross, axis=1)
+        is_negative = np.zeros(count, bool)
+        is_negative[negative] = True
+        order = np.lexsort((-area2, labels))  # by part, largest face first
+        sorted_labels = labels[order]
+        rank = np.arange(len(order)) - np.searchsorted(sorted_labels, sorted_labels, side="left")
+        pf = order[(rank < 16) & is_negative[sorted_labels]]
         eps = 1e-4 * float(np.linalg.norm(v.max(0) - v.min(0)))
-        probe_faces = []
-        for part in negative:  # a loop over parts, not points; one winding query for all below
-            idx = np.flatnonzero(labels == part)
-            probe_faces.append(idx[np.argsort(area2[idx])[-16:]])
-        pf = np.concatenate(probe_faces)
-        probes = tri[pf].mean(1) + eps * cross[pf] / np.maximum(area2[pf], 1e-300)[:, None]
-        w = winding_number(v, f, probes)
-        owner = np.repeat(np.arange(len(negative)), [len(p) for p in probe_faces])
-        median = np.array([np.median(w[owner == i]) for i in range(len(negative))])
-        flip = negative[median < -0.5]
+        probes = tri[pf].mean(1) + eps * cross[pf] / area2[pf, None]
+        inverted = winding_number(v, f, probes) < -0.5
+        votes = np.bincount(labels[pf], weights=inverted, minlength=count) / np.maximum(
+            np.bincount(labels[pf], minlength=count), 1)
+        flip = negative[votes[negative] > 0.5]
     if len(flip):
         rows = np.isin(labels, flip)
         f = f.copy()
@@ -327,8 +368,9 @@ def check_inside_outside(vertices: np.ndarray, faces: np.ndarray, name: str) -> 
     """Raise :class:`MeshLoadError` unless the mesh has a clear inside; return that inside's volume (m^3).
 
     Probes points around and in the mesh (:func:`inside_outside_probes`) and evaluates the
-    winding number: rejected if more than 10% fall between 0.2 and 0.8 (an open sheet, a mesh
-    with a large hole) or if none is inside (a flat or inside-out mesh).
+    winding number: rejected if more than 5% fall between 0.2 and 0.8 or below -0.2 (an open
+    sheet, a mesh with a large hole), or if none is inside (a flat mesh). The returned volume is
+    a rough estimate (2000 probes), for messages and sanity checks.
     """
     lo, hi = vertices.min(0), vertices.max(0)
     centred = vertices - (lo + hi) / 2

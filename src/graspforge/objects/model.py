@@ -23,6 +23,7 @@ import torch
 from .._io import cache_dir, cached_npz, sha256_arrays
 from ..errors import MeshLoadError, UnknownNameError
 from ..geometry import SDFGrid, build_sdf_grid, farthest_point_sampling, sample_surface
+from ..geometry.exact import winding_number
 from .loading import (
     MESH_SUFFIXES,
     convex_pieces_beside,
@@ -105,7 +106,8 @@ class ObjectModel:
         SDF grid node spacing and the margin it extends beyond the mesh bounds (m).
     """
 
-    #: Default SDF node spacing (m): p95 error ~0.05 mm, max < 1 mm within 2 cm of YCB surfaces.
+    #: Default SDF node spacing (m). Within 2 cm of the 25 YCB surfaces: p95 error 0.07-0.42 mm
+    #: (thin walls are the worst), max <= 1.2 mm; see bench/bench_sdf.py.
     DEFAULT_SDF_SPACING = 0.002
     #: Default SDF margin (m): queries up to 3 cm from the bounding box are interpolated, not
     #: extrapolated, so every point within 2 cm of the surface is inside the grid.
@@ -135,9 +137,10 @@ class ObjectModel:
         self.name = str(name)
         self.source = str(source)
         self.scale = float(scale)
-        self.vertices = np.ascontiguousarray(vertices)
-        self.faces = np.ascontiguousarray(faces)
-        self.vertices.flags.writeable = False  # the content hash must keep describing them
+        # own read-only copies: the content hash must keep describing them
+        self.vertices = np.array(vertices, dtype=np.float64, order="C")
+        self.faces = np.array(faces, dtype=np.int64, order="C")
+        self.vertices.flags.writeable = False
         self.faces.flags.writeable = False
         self.content_hash = sha256_arrays(self.vertices, self.faces)
         self.convex_pieces = tuple(Path(p) for p in convex_pieces)
@@ -247,12 +250,13 @@ class ObjectModel:
         """Signed distance ``d`` (...,) in metres, positive inside, and outward unit normal ``n``
         (..., 3) at ``points`` (..., 3) metres in the object frame.
 
-        Differentiable w.r.t. ``points`` (both outputs). Accurate to ~0.1 mm within the grid (3 cm
-        beyond the bounding box by default); farther out ``d`` is a lower bound on the distance.
+        Differentiable w.r.t. ``points`` (both outputs). Inside the grid (3 cm beyond the bounding
+        box by default) ``d`` is within ~0.1 mm of the exact distance for most points, worse (up
+        to ~h/2) across thin walls and sharp edges; farther out it is a lower bound.
         ``backend``: "auto" (numba on CPU, ``grid_sample`` elsewhere), "numba" or "torch".
         """
         if not isinstance(points, torch.Tensor):
-            points = torch.as_tensor(np.asarray(points, dtype=np.float64))
+            points = torch.tensor(np.asarray(points, dtype=np.float64))  # a copy: inputs may be read-only
         if points.shape[-1] != 3:
             raise ValueError(f"points must have shape (..., 3), got {tuple(points.shape)}")
         return self.sdf.query(points, backend=backend)
@@ -265,6 +269,12 @@ class ObjectModel:
 
         def build() -> dict[str, np.ndarray]:
             pts, normals = sample_surface(self.vertices, self.faces, dense, seed=0)
+            # keep samples on the boundary of the solid: not on faces buried inside it (parts
+            # that overlap without a union) where a step outward stays inside
+            eps = 1e-4 * float(np.linalg.norm(self.extents))
+            exposed = winding_number(self.vertices, self.faces, pts + eps * normals) < 0.5
+            if exposed.sum() >= count:
+                pts, normals = pts[exposed], normals[exposed]
             idx = farthest_point_sampling(pts, count)
             return {"points": pts[idx], "normals": normals[idx], "content_hash": np.array(self.content_hash)}
 
@@ -285,6 +295,7 @@ class ObjectModel:
         """(2500, 3) reference surface points (m), spread out by farthest-point sampling.
 
         Any prefix ``[:k]`` is itself a farthest-point subset, so fewer points are a slice away.
+        Read-only (shared with the cache of this object).
         """
         return self._get("surface", self._load_surface)[0]
 
@@ -334,6 +345,8 @@ def load_object(spec: str | os.PathLike | ObjectModel, scale: float | None = Non
     if isinstance(spec, ObjectModel):
         return spec
     text = os.fspath(spec)
+    if not text.strip():  # Path("") would be the current folder
+        raise UnknownNameError(f"empty object spec; built-in objects are: {', '.join(sorted(BUILTIN_OBJECTS))}")
     path = Path(text).expanduser()
     if not path.exists():
         if isinstance(spec, os.PathLike) or _looks_like_path(text):
