@@ -31,7 +31,13 @@ class HandState:
 class HandModel:
     """Torch view of a :class:`HandDescription` on one device and dtype (float32 by default)."""
 
-    def __init__(self, description: HandDescription, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        description: HandDescription,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        self_collision_points_per_link: int = 48,
+    ):
         self.description = d = description
         self.device = torch.device(device)
         self.dtype = dtype
@@ -46,8 +52,99 @@ class HandModel:
         self.upper = self.kinematics.upper
         self.canonical_q = torch.as_tensor(d.canonical_q, **kw)
         self.atlas = GridAtlas(d.grids, self.device, dtype)
+        self._grid_of_link = torch.as_tensor(d.link_grid, device=self.device)
+        # bounding sphere of each grid's box, for broad phases
+        lo, hi = self.atlas.lower, self.atlas.upper
+        self._sphere_center = (lo + hi) / 2
+        self._sphere_radius2 = ((hi - lo) / 2).square().sum(-1)
         self.collision_links = torch.as_tensor(np.flatnonzero(d.link_grid >= 0), device=self.device)
         self.collision_grid = torch.as_tensor(d.link_grid[d.link_grid >= 0], device=self.device)
+        self._init_self_collision(self_collision_points_per_link)
+
+    def _init_self_collision(self, per_link: int) -> None:
+        """Dense self-collision: surface samples of each link against the distance grids of every
+        link it could hit. Excluded: the link itself, links rigidly attached to it (fixed joints),
+        parent/child pairs, and pairs already touching in the canonical pose (e.g. a finger base
+        sitting in the palm), as a simulator's contact filter would."""
+        d = self.description
+        tree = d.tree
+        L = tree.num_links
+        # rigid bodies: links joined by fixed joints share a body id
+        body = np.arange(L)
+        for l in range(1, L):
+            if tree.q_index[l] < 0:
+                body[l] = body[tree.parent[l]]
+        sel = np.concatenate([np.flatnonzero(d.surface_links == l)[:per_link] for l in range(L)]).astype(np.int64)
+        pts_local = d.surface_points[sel]
+        pts_link = d.surface_links[sel]
+        has_grid = d.link_grid >= 0
+        pairs_p, pairs_l = [], []
+        for b in np.flatnonzero(has_grid):
+            for a in np.unique(pts_link):
+                if body[a] == body[b]:
+                    continue
+                if body[tree.parent[a]] == body[b] or body[tree.parent[b]] == body[a]:
+                    continue
+                idx = np.flatnonzero(pts_link == a)
+                pairs_p.append(idx)
+                pairs_l.append(np.full(len(idx), b))
+        kw = dict(device=self.device)
+        self.self_points_local = torch.as_tensor(pts_local, dtype=self.dtype, **kw)
+        self.self_points_link = torch.as_tensor(pts_link, **kw)
+        if not pairs_p:
+            self.self_pair_point = torch.zeros(0, dtype=torch.long, **kw)
+            self.self_pair_link = torch.zeros(0, dtype=torch.long, **kw)
+            return
+        pp, pl = np.concatenate(pairs_p), np.concatenate(pairs_l)
+        # drop pairs that already overlap in the canonical pose
+        with torch.no_grad():
+            st = self.forward_kinematics(self.canonical_pose(1))
+            depth = self._pair_depths(st, torch.as_tensor(pp, **kw), torch.as_tensor(pl, **kw))[0].cpu().numpy()
+        touching = set()
+        for a_, b_, dd in zip(pts_link[pp], pl, depth):
+            if dd > 0.0005:
+                touching.add((int(a_), int(b_)))
+                touching.add((int(b_), int(a_)))
+        ok = np.array([(int(a_), int(b_)) not in touching for a_, b_ in zip(pts_link[pp], pl)], bool)
+        self.self_pair_point = torch.as_tensor(pp[ok], **kw)
+        self.self_pair_link = torch.as_tensor(pl[ok], **kw)
+        self.self_collision_excluded = sorted((tree.link_names[a_], tree.link_names[b_]) for a_, b_ in touching if a_ < b_)
+
+    def _pair_depths(self, state: HandState, pair_point: torch.Tensor, pair_link: torch.Tensor) -> torch.Tensor:
+        """Signed distance (B, N) of self-collision samples ``pair_point`` inside links ``pair_link``
+        (-1 m where the sample is not even near the link's bounding sphere)."""
+        B, N = state.batch_size, pair_point.numel()
+        out = state.pose.new_full((B * N,), -1.0)
+        if N == 0:
+            return out.view(B, 0)
+        gid = self._grid_of_link[pair_link]
+        # broad phase on the samples: transform all samples once, then sphere-test each pair
+        world = self._to_world(state, self.self_points_local, self.self_points_link)  # (B, S, 3)
+        Rl, tl = state.links.rot, state.links.pos
+        with torch.no_grad():
+            c = (Rl[:, pair_link] @ self._sphere_center[gid][None, ..., None]).squeeze(-1) + tl[:, pair_link]
+            near = (world[:, pair_point] - c).square().sum(-1) < self._sphere_radius2[gid]
+            b, k = near.nonzero(as_tuple=True)
+        if b.numel() == 0:
+            return out.view(B, N)
+        lk = pair_link[k]
+        local = (Rl[b, lk].transpose(-1, -2) @ (world[b, pair_point[k]] - tl[b, lk])[..., None]).squeeze(-1)
+        g = gid[k]
+        with torch.no_grad():
+            inside = ((local > self.atlas.lower[g]) & (local < self.atlas.upper[g])).all(-1)
+        b, k, local, g = b[inside], k[inside], local[inside], g[inside]
+        if b.numel() == 0:
+            return out.view(B, N)
+        return out.index_put((b * N + k,), self.atlas.query(local, g)).view(B, N)
+
+    def self_penetration(self, state: HandState) -> torch.Tensor:
+        """Self-penetration energy (B,): sum of the depths (m) of link surface samples inside other links."""
+        return self._pair_depths(state, self.self_pair_point, self.self_pair_link).clamp_min(0).sum(-1)
+
+    def self_penetration_depth(self, state: HandState) -> torch.Tensor:
+        """Deepest self-penetration (B,), m, as seen by the grids (0 when no link enters another)."""
+        d = self._pair_depths(state, self.self_pair_point, self.self_pair_link)
+        return d.amax(-1).clamp_min(0) if d.shape[1] else d.new_zeros(d.shape[0])
 
     # -- basic facts ------------------------------------------------------------------------
     @property
@@ -110,25 +207,31 @@ class HandModel:
     def signed_distance(self, state: HandState, points: torch.Tensor, outside: float = -0.01) -> torch.Tensor:
         """Signed distance (B, P) of world ``points`` (B, P, 3) to the hand's collision geometry
         (positive inside, m), the max over links. Points farther than a link grid's margin from
-        every link read ``outside`` or less; only the inside (penetration) values are exact-ish.
+        every link read ``outside`` or less; the inside (penetration) values are the accurate ones.
 
-        Broad phase: a point is looked up in a link's grid only if it lies in that grid's box.
+        Broad phase: each link's grid box is enclosed by a sphere; only (point, link) pairs inside
+        the sphere are moved into the link frame, box-tested and looked up.
         """
         B, P, _ = points.shape
         links = self.collision_links
+        gid = self.collision_grid
         R = state.links.rot[:, links]  # (B, G, 3, 3)
         t = state.links.pos[:, links]
-        # into every link frame: R^T (p - t)
-        local = torch.einsum("bgji,bgpj->bgpi", R, points[:, None] - t[:, :, None])  # (B, G, P, 3)
-        lo = self.atlas.lower[self.collision_grid][None, :, None]
-        hi = self.atlas.upper[self.collision_grid][None, :, None]
-        inside_box = ((local > lo) & (local < hi)).all(-1)  # (B, G, P)
-        sel = inside_box.nonzero(as_tuple=True)
-        out = points.new_full((B, len(links), P), outside)
-        if sel[0].numel():
-            d = self.atlas.query(local[sel], self.collision_grid[sel[1]])
-            out = out.index_put(sel, torch.maximum(d, out.new_tensor(outside)))
-        return out.amax(1)
+        centers = (R @ self._sphere_center[gid][None, :, :, None]).squeeze(-1) + t  # (B, G, 3)
+        with torch.no_grad():
+            d2 = (points.square().sum(-1)[:, :, None] - 2 * points @ centers.transpose(1, 2) + centers.square().sum(-1)[:, None, :])
+            b, p, g = (d2 < self._sphere_radius2[gid]).nonzero(as_tuple=True)
+        out = points.new_full((B * P,), outside)
+        if b.numel() == 0:
+            return out.view(B, P)
+        local = (R[b, g].transpose(-1, -2) @ (points[b, p] - t[b, g])[..., None]).squeeze(-1)
+        with torch.no_grad():
+            inside = ((local > self.atlas.lower[gid[g]]) & (local < self.atlas.upper[gid[g]])).all(-1)
+        b, p, g, local = b[inside], p[inside], g[inside], local[inside]
+        if b.numel() == 0:
+            return out.view(B, P)
+        d = self.atlas.query(local, gid[g])
+        return out.scatter_reduce(0, b * P + p, d, reduce="amax", include_self=True).view(B, P)
 
     def penetration_depth(self, state: HandState, points: torch.Tensor) -> torch.Tensor:
         """max(0, depth) (B, P) of ``points`` (B, P, 3) inside the hand, m."""
