@@ -10,12 +10,14 @@ from ..errors import GraspforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import generate as generate_cmd
     from . import hands as hands_cmd
 
     p = argparse.ArgumentParser(prog="graspforge", description="Synthesise diverse, physically valid grasps for robot hands.")
     p.add_argument("--version", action="version", version=f"graspforge {__version__}")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/numba (default: torch's choice)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    generate_cmd.add_parser(sub)
     hands_cmd.add_parser(sub)
     return p
 

@@ -1,0 +1,162 @@
+"""``graspforge generate``: synthesise grasps for a hand on one or more objects."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+from .._io import atomic_write_text
+from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help="synthesise grasps (GraspQP + MALA* by default)",
+                       description="Synthesise grasps for a hand on objects; one grasp-set file per (object, hand, grasp type).")
+    p.add_argument("--hand", help="built-in hand name, hand folder, or URDF/MJCF file (default allegro)")
+    p.add_argument("--object", dest="objects", nargs="+", metavar="OBJECT",
+                   help="built-in object (box, sphere:radius=0.03, ...), mesh file, or folder of meshes (default box)")
+    p.add_argument("--grasps", type=int, help="grasps per object (default 32)")
+    p.add_argument("--grasp-type", nargs="+", help="full, precision, pinch, fingertip, ... (default full)")
+    p.add_argument("--contacts", type=int, help="contacts per grasp K (default 12)")
+    p.add_argument("--energy", choices=ENERGY_METHODS, help="force-closure energy (default graspqp)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="annealer (default mala_star)")
+    p.add_argument("--iterations", type=int, help="optimiser iterations (default 7000)")
+    p.add_argument("--seed", type=int, help="random seed; the same seed reproduces a run bit for bit on one machine")
+    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
+    p.add_argument("--objects-per-batch", type=int, default=0, help="objects optimised together (default: all, up to 8)")
+    p.add_argument("--config", type=Path, help="TOML file with any setting (see the written config.toml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any setting, e.g. energy.w_pen=50")
+    p.add_argument("--out", help="output folder (default ./grasps)")
+    p.add_argument("--resume", action="store_true", help="skip (object, hand, type) outputs that already exist")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    o: dict = {}
+    for key, attr in (("hand", "hand"), ("objects", "objects"), ("grasps", "grasps"), ("contacts", "contacts"), ("seed", "seed"),
+                      ("device", "device"), ("out", "out"), ("energy.method", "energy"), ("optimizer.name", "optimizer"),
+                      ("optimizer.iterations", "iterations")):
+        v = getattr(args, attr)
+        if v is not None:
+            o[key] = v
+    if args.resume:
+        o["resume"] = True
+    for item in args.set:
+        if "=" not in item:
+            raise SystemExit(f"graspforge: error: --set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        o[k.strip()] = v.strip()
+    return o
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "object"
+
+
+def object_stems(objects) -> list[str]:
+    """File-name stems: the object name, or the full spec of a parametrised built-in; objects whose
+    stems collide (two meshes named alike) get a short content hash appended."""
+    stems = [_safe(o.source[len("builtin:"):] if str(o.source).startswith("builtin:") else o.name) for o in objects]
+    dup = {s for s in stems if stems.count(s) > 1}
+    return [f"{s}-{o.content_hash[:8]}" if s in dup else s for s, o in zip(stems, objects)]
+
+
+def output_path(out: Path, stem: str, hand: str, grasp_type: str) -> Path:
+    return out / f"{stem}__{_safe(hand)}__{_safe(grasp_type)}.npz"
+
+
+def _summary_table(rows: list[dict]) -> str:
+    head = f"{'object':<24} {'type':<10} {'grasps':>6} {'E mean':>9} {'E min':>9} {'|d|<5mm':>8} {'V<0.05':>7} {'pen mm':>7} {'s':>7}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['object'][:24]:<24} {r['type'][:10]:<10} {r['grasps']:>6} {r['e_mean']:>9.3f} {r['e_min']:>9.3f} "
+                     f"{r['contact_ok']:>7.0%} {r['v_ok']:>7.0%} {r['pen_mm']:>7.2f} {r['seconds']:>7.1f}")
+    return "\n".join(lines)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ..dataset.grasp_set import GraspSet, GraspSetError
+    from ..hands import load_hand
+    from ..objects import load_objects
+    from ..synthesis import synthesize
+
+    cfg = load_config(args.config, _overrides(args))
+    if args.grasp_type:
+        cfg.grasp_type = ",".join(args.grasp_type)
+    types = [t for t in cfg.grasp_type.replace(",", " ").split() if t]
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("graspforge: error: --device cuda asked for, but this torch build sees no CUDA device")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", dump_toml(cfg))
+
+    hand = load_hand(cfg.hand, device=device)
+    for t in types:
+        hand.description.grasp_type(t)  # unknown types fail before any work
+    objects = load_objects(cfg.objects)
+    hname = hand.description.name
+    per_batch = args.objects_per_batch or min(8, len(objects))
+    stems = object_stems(objects)
+    rows, skipped = [], 0
+    t_start = time.perf_counter()
+    try:
+        for gtype in types:
+            todo = []
+            for obj, stem in zip(objects, stems):
+                path = output_path(out, stem, hname, hand.description.grasp_type(gtype).name)
+                if cfg.resume and path.exists():
+                    try:
+                        GraspSet.load(path)
+                        skipped += 1
+                        continue
+                    except GraspSetError:
+                        pass  # unreadable: redo it
+                todo.append((obj, path))
+            for i in range(0, len(todo), per_batch):
+                chunk = todo[i:i + per_batch]
+                names = ", ".join(o.name for o, _ in chunk)
+                bar = None
+                if not args.quiet:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=cfg.optimizer.iterations, desc=f"{names[:40]} [{gtype}]", unit="it", dynamic_ncols=True, file=sys.stderr)
+
+                def progress(opt, bar=bar):
+                    if bar is not None:
+                        bar.update(1)
+                        if opt.iteration % 20 == 0 or opt.iteration == cfg.optimizer.iterations:
+                            bar.set_postfix(E=f"{float(opt.energy.mean()):.3f}", acc=f"{opt.stats.accept_rate:.0%}", resets=opt.stats.resets, nan=opt.stats.nan_resets)
+
+                res = synthesize(hand, [o for o, _ in chunk], cfg, grasp_type=gtype, progress=progress)
+                if bar is not None:
+                    bar.close()
+                for (obj, path), gs in zip(chunk, res.grasp_sets):
+                    gs.save(path)
+                    pen = gs.extra["penetration_depth"]
+                    rows.append({
+                        "object": obj.name, "type": gtype, "grasps": len(gs), "e_mean": float(np.mean(gs.energy)),
+                        "e_min": float(np.min(gs.energy)), "contact_ok": float(np.mean(np.abs(gs.contact_distance).mean(1) < 0.005)),
+                        "v_ok": float(np.mean(gs.qp_value < 0.05)), "pen_mm": float(np.max(pen)) * 1e3 if len(pen) else math.nan,
+                        "seconds": res.seconds / len(chunk), "path": str(path),
+                    })
+                if res.stats.nan_resets:
+                    print(f"note: {res.stats.nan_resets} grasp(s) were reset after non-finite energies", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"\ngraspforge: interrupted; {len(rows)} finished output(s) kept in {out}; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    if rows:
+        print(_summary_table(rows))
+    print(f"{len(rows)} grasp set(s) written to {out}" + (f", {skipped} already done (--resume)" if skipped else "") +
+          f" in {time.perf_counter() - t_start:.1f} s")
+    return 0

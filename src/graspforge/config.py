@@ -1,0 +1,242 @@
+"""Run configuration as dataclasses. Defaults are the reference values of METHOD.md; every field
+can come from a TOML file and be overridden on the command line; runs write the resolved config
+next to their output."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from .errors import GraspforgeError
+
+ENERGY_METHODS = ("graspqp", "dexgraspnet", "gendexgrasp", "tdg")
+OPTIMIZERS = ("mala", "mala_star")
+
+
+class ConfigError(GraspforgeError, ValueError):
+    """A configuration file or value that is not valid."""
+
+
+@dataclass
+class EnergyConfig:
+    """E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_spen E_spen + w_joints E_joints (METHOD.md s. 2-3)."""
+
+    method: str = "graspqp"  # force-closure term: graspqp | dexgraspnet | gendexgrasp | tdg
+    distance: str = "auto"  # E_dis variant: "exp" (contact facing), "plain", or "auto" (by method)
+    w_dis: float = 100.0
+    w_fc: float = 1.0
+    w_pen: float = 100.0
+    w_spen: float = 10.0
+    w_joints: float = 1.0
+    friction: float = 0.2  # mu of the linearised cone
+    cone_edges: int = 4
+    torque_weight: float = 5.0
+    qp_lower: float = 1.0  # every contact pushes with at least unit force
+    qp_upper: float = 21.0
+    qp_eps: float = 1e-4
+    svd_offset: float = 0.01  # E_fc = 2 (V + 0.01) exp(-0.1 s(G))
+    svd_weight: float = 0.1
+    tdg_directions: int = 1000
+    tdg_weight: float = 100.0
+    object_points: int = 2500  # farthest-point samples of the object surface for E_pen
+    self_collision_points: int = 48  # per link
+
+    def validate(self) -> None:
+        if self.method not in ENERGY_METHODS:
+            raise ConfigError(f"unknown energy method {self.method!r}; choose one of {', '.join(ENERGY_METHODS)}")
+        if self.distance not in ("auto", "exp", "plain"):
+            raise ConfigError(f"energy.distance must be 'auto', 'exp' or 'plain', got {self.distance!r}")
+        if not 0 < self.friction < 1:
+            raise ConfigError("energy.friction must be in (0, 1)")
+        if self.cone_edges < 3:
+            raise ConfigError("energy.cone_edges must be >= 3")
+        if not 0 < self.qp_lower < self.qp_upper:
+            raise ConfigError("need 0 < energy.qp_lower < energy.qp_upper")
+        for f in ("w_dis", "w_fc", "w_pen", "w_spen", "w_joints", "qp_eps", "torque_weight"):
+            if getattr(self, f) < 0:
+                raise ConfigError(f"energy.{f} must be >= 0")
+        if self.object_points < 1 or self.self_collision_points < 0:
+            raise ConfigError("energy.object_points must be >= 1 and self_collision_points >= 0")
+
+    @property
+    def distance_variant(self) -> str:
+        if self.distance != "auto":
+            return self.distance
+        return "plain" if self.method in ("dexgraspnet", "tdg") else "exp"
+
+
+@dataclass
+class InitConfig:
+    """Convex-hull initialisation (METHOD.md s. 5)."""
+
+    hull_offset: float = 0.01  # m, hull points pushed outward
+    distance_lower: float = 0.05  # m, root from the (pushed) hull point
+    distance_upper: float = 0.10
+    tilt_deg: float = 45.0
+    pitch_deg: float = 15.0
+    roll_deg: float = 180.0
+    joint_sigma: float = 0.1  # x (upper - lower)
+    curl: float = 0.7  # fraction of the way to the upper limit for fingers the grasp type does not use
+
+    def validate(self) -> None:
+        if not 0 <= self.distance_lower <= self.distance_upper:
+            raise ConfigError("init: need 0 <= distance_lower <= distance_upper")
+        if self.joint_sigma < 0 or not 0 <= self.curl <= 1:
+            raise ConfigError("init: joint_sigma >= 0 and 0 <= curl <= 1")
+
+
+@dataclass
+class OptimizerConfig:
+    """DexGraspNet annealing ("mala") and MALA* (METHOD.md s. 4)."""
+
+    name: str = "mala_star"
+    iterations: int = 7000
+    step_size: float = 0.005
+    step_decay: float = 0.95
+    step_decay_every: int = 50
+    temperature: float = 18.0
+    temperature_decay: float = 0.95
+    temperature_decay_every: int = 30
+    ema: float = 0.98  # weight of the new squared gradient
+    resample_prob: float = 0.4  # per contact per step
+    reset_every: int = 600
+    reset_stop_before_end: int = 1200
+    reset_z: float = 1.0
+
+    def validate(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.iterations < 0:
+            raise ConfigError("optimizer.iterations must be >= 0")
+        if not 0 <= self.resample_prob <= 1 or not 0 < self.ema <= 1:
+            raise ConfigError("optimizer: resample_prob in [0, 1] and ema in (0, 1]")
+        if self.step_size <= 0 or self.temperature <= 0 or self.step_decay_every < 1 or self.temperature_decay_every < 1 or self.reset_every < 1:
+            raise ConfigError("optimizer: step_size, temperature > 0 and decay/reset intervals >= 1")
+
+
+@dataclass
+class GenerateConfig:
+    """Everything ``graspforge generate`` needs."""
+
+    hand: str = "allegro"
+    objects: list[str] = field(default_factory=lambda: ["box"])
+    grasp_type: str = "full"
+    contacts: int = 12
+    grasps: int = 32  # per object
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # 0: torch's default
+    out: str = "grasps"
+    resume: bool = False
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    init: InitConfig = field(default_factory=InitConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+    def validate(self) -> "GenerateConfig":
+        if self.contacts < 1:
+            raise ConfigError("contacts must be >= 1")
+        if self.grasps < 1:
+            raise ConfigError("grasps must be >= 1")
+        if not self.objects:
+            raise ConfigError("no objects given")
+        if self.threads < 0:
+            raise ConfigError("threads must be >= 0")
+        self.energy.validate()
+        self.init.validate()
+        self.optimizer.validate()
+        return self
+
+
+def to_dict(cfg: Any) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def _merge(obj: Any, data: dict, where: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for k, v in data.items():
+        if k not in fields:
+            raise ConfigError(f"{where}: unknown setting {k!r} (known: {', '.join(sorted(fields))})")
+        cur = getattr(obj, k)
+        if dataclasses.is_dataclass(cur):
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}.{k} must be a table")
+            _merge(cur, v, f"{where}.{k}")
+            continue
+        setattr(obj, k, _coerce(v, cur, f"{where}.{k}"))
+
+
+def _coerce(v: Any, cur: Any, where: str) -> Any:
+    if isinstance(cur, bool):
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return v.lower() in ("true", "1", "yes")
+        raise ConfigError(f"{where} must be true or false, got {v!r}")
+    if isinstance(cur, int):
+        if isinstance(v, bool):
+            raise ConfigError(f"{where} must be an integer, got {v!r}")
+        try:
+            if isinstance(v, float) and not v.is_integer():
+                raise ValueError
+            return int(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be an integer, got {v!r}") from None
+    if isinstance(cur, float):
+        if isinstance(v, bool):
+            raise ConfigError(f"{where} must be a number, got {v!r}")
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {v!r}") from None
+        if f != f or f in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where} must be finite, got {v!r}")
+        return f
+    if isinstance(cur, list):
+        if isinstance(v, str):
+            return [v]
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{where} must be a list of strings")
+        return list(v)
+    if isinstance(cur, str):
+        if not isinstance(v, str):
+            raise ConfigError(f"{where} must be a string, got {v!r}")
+        return v
+    return v
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> GenerateConfig:
+    """Defaults, then a TOML file, then ``overrides`` (nested dict or dotted keys), validated."""
+    cfg = GenerateConfig()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {p}") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"{p}: not a valid TOML file ({e})") from e
+        _merge(cfg, data, str(p))
+    if overrides:
+        nested: dict = {}
+        for k, v in overrides.items():
+            cur = nested
+            parts = k.split(".")
+            for part in parts[:-1]:
+                cur = cur.setdefault(part, {})
+            cur[parts[-1]] = v
+        _merge(cfg, nested, "override")
+    return cfg.validate()
+
+
+def dump_toml(cfg: Any) -> str:
+    return tomli_w.dumps(to_dict(cfg))

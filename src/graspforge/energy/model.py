@@ -1,0 +1,77 @@
+"""The full grasp energy (METHOD.md s. 2-3) for a hand and a batch of objects.
+
+E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_spen E_spen + w_joints E_joints, one value per grasp.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import EnergyConfig
+from ..hands.model import HandModel, HandState
+from . import force_closure as fc
+from .scene import ObjectBatch
+from .terms import contact_distance_energy, dexgraspnet_force_closure, joint_limit_energy, random_unit_wrenches, tdg_force_closure
+
+TERMS = ("E_dis", "E_fc", "E_pen", "E_spen", "E_joints")
+
+
+class GraspEnergy:
+    """Callable ``(pose (B, 9 + D), contacts (B, K)) -> (total (B,), {term: (B,)})``, differentiable
+    w.r.t. the pose. Holds the QP warm starts of its B grasps (``reset(mask)`` drops some)."""
+
+    def __init__(self, hand: HandModel, objects: ObjectBatch, config: EnergyConfig | None = None):
+        self.hand, self.objects = hand, objects
+        self.cfg = config or EnergyConfig()
+        self.cfg.validate()
+        self.variant = self.cfg.distance_variant
+        c = self.cfg
+        self.fc_config = fc.ForceClosureConfig(
+            mu=c.friction, num_edges=c.cone_edges, torque_weight=c.torque_weight, lower=c.qp_lower,
+            upper=c.qp_upper, eps=c.qp_eps, value_offset=c.svd_offset, sv_weight=c.svd_weight,
+        )
+        self.qp = fc.ForceClosureQP(self.fc_config) if c.method == "graspqp" else None
+        self.directions = random_unit_wrenches(c.tdg_directions, device=hand.device, dtype=hand.dtype) if c.method == "tdg" else None
+        self.object_points = objects.points_per_grasp()
+        self.last: dict[str, torch.Tensor] = {}
+
+    def reset(self, mask: torch.Tensor) -> None:
+        if self.qp is not None:
+            self.qp.reset(mask)
+
+    def contact_geometry(self, state: HandState, contacts: torch.Tensor):
+        """Hand contact points/normals (B, K, 3) and the object's signed distance (B, K) and outward
+        normals (B, K, 3) there."""
+        p, n_h = self.hand.contact_points(state, contacts)
+        d, n_o = self.objects.signed_distance(p)
+        return p, n_h, d, n_o
+
+    def force_closure(self, p: torch.Tensor, n_o: torch.Tensor) -> torch.Tensor:
+        """E_fc (B,) of the configured method at contacts ``p`` with object normals ``n_o`` (B, K, 3)."""
+        c, center = self.cfg, self.objects.center
+        if c.method == "graspqp":
+            return self.qp.energy(p, n_o, center)
+        if c.method in ("dexgraspnet", "gendexgrasp"):
+            return dexgraspnet_force_closure(p, n_o, center)
+        G = fc.grasp_matrix(p, n_o, center, c.friction, c.torque_weight, c.cone_edges)
+        return c.tdg_weight * tdg_force_closure(G, self.directions)
+
+    def qp_value(self, p: torch.Tensor, n_o: torch.Tensor) -> torch.Tensor:
+        """V(G) (B,) of the force-closure QP at these contacts (a fresh solve, whatever the method)."""
+        with torch.no_grad():
+            return fc.ForceClosureQP(self.fc_config).solve(fc.grasp_matrix(p, n_o, self.objects.center, self.fc_config.mu,
+                                                                             self.fc_config.torque_weight, self.fc_config.num_edges)).value
+
+    def __call__(self, pose: torch.Tensor, contacts: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.cfg
+        state = self.hand.forward_kinematics(pose)
+        p, n_h, d, n_o = self.contact_geometry(state, contacts)
+        terms = {
+            "E_dis": contact_distance_energy(d, n_o, n_h, self.variant),
+            "E_fc": self.force_closure(p, n_o),
+            "E_pen": self.hand.penetration_depth(state, self.object_points).sum(-1) if c.w_pen else pose.new_zeros(pose.shape[0]),
+            "E_spen": self.hand.self_penetration(state) if c.w_spen else pose.new_zeros(pose.shape[0]),
+            "E_joints": joint_limit_energy(pose[:, 9:], self.hand.lower, self.hand.upper),
+        }
+        total = c.w_dis * terms["E_dis"] + c.w_fc * terms["E_fc"] + c.w_pen * terms["E_pen"] + c.w_spen * terms["E_spen"] + c.w_joints * terms["E_joints"]
+        return total, terms

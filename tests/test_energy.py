@@ -1,0 +1,119 @@
+"""Energy terms: known answers, gradients against float64 finite differences, self-collision."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graspforge.config import EnergyConfig
+from graspforge.energy.model import GraspEnergy
+from graspforge.energy.scene import ObjectBatch
+from graspforge.energy.terms import contact_distance_energy, dexgraspnet_force_closure, random_unit_wrenches, tdg_force_closure
+from graspforge.energy.force_closure import grasp_matrix
+from graspforge.hands import HandModel, load_hand_description
+from graspforge.objects import load_object
+
+CUBE_FACES = torch.tensor([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=torch.float64)
+
+
+def test_contact_distance_variants():
+    d = torch.tensor([[0.01, -0.02]], dtype=torch.float64)
+    n_o = torch.tensor([[[0, 0, 1.0], [0, 0, 1.0]]], dtype=torch.float64)
+    facing = -n_o
+    assert torch.allclose(contact_distance_energy(d, n_o, facing, "exp"), torch.tensor([0.03], dtype=torch.float64))
+    away = n_o
+    assert torch.allclose(contact_distance_energy(d, n_o, away, "exp"), torch.exp(torch.tensor(2.0, dtype=torch.float64)) * 0.03)
+    assert torch.allclose(contact_distance_energy(d, n_o, away, "plain"), torch.tensor([0.03], dtype=torch.float64))
+    with pytest.raises(ValueError):
+        contact_distance_energy(d, n_o, away, "nope")
+
+
+def test_dexgraspnet_force_closure_includes_torque():
+    p = (CUBE_FACES * 0.03)[None]
+    c = torch.zeros(1, 3, dtype=torch.float64)
+    assert dexgraspnet_force_closure(p, CUBE_FACES[None], c).item() < 1e-20  # balanced
+    one_sided = torch.tensor([[[0.03, 0.01, 0], [0.03, -0.01, 0]]], dtype=torch.float64)
+    n = torch.tensor([[[1.0, 0, 0], [1.0, 0, 0]]], dtype=torch.float64)
+    assert dexgraspnet_force_closure(one_sided, n, c).item() == pytest.approx(4.0)
+    # opposite forces off-axis: forces cancel, torques do not -> the torque rows count
+    p2 = torch.tensor([[[0.03, 0.02, 0], [-0.03, -0.02, 0]]], dtype=torch.float64)
+    n2 = torch.tensor([[[1.0, 0, 0], [-1.0, 0, 0]]], dtype=torch.float64)
+    assert dexgraspnet_force_closure(p2, n2, c).item() > 1e-4
+
+
+def test_tdg_force_closure_prefers_enclosing_grasps():
+    u = random_unit_wrenches(500, dtype=torch.float64)
+    c = torch.zeros(1, 3, dtype=torch.float64)
+    G_good = grasp_matrix((CUBE_FACES * 0.03)[None], CUBE_FACES[None], c)
+    G_bad = grasp_matrix(torch.tensor([[[0.03, 0.01, 0.0], [0.03, -0.01, 0.0]]], dtype=torch.float64),
+                         torch.tensor([[[1.0, 0, 0], [1.0, 0, 0]]], dtype=torch.float64), c)
+    assert tdg_force_closure(G_good, u).item() < tdg_force_closure(G_bad, u).item() - 0.2
+
+
+@pytest.fixture(scope="module")
+def allegro64():
+    return HandModel(load_hand_description("allegro"), dtype=torch.float64)
+
+
+def _near_pose(hand: HandModel, obj, B: int = 3, seed: int = 0) -> torch.Tensor:
+    """Poses with the palm ~2-4 cm from a small object, fingers half closed: every term is active."""
+    g = torch.Generator().manual_seed(seed)
+    pose = hand.canonical_pose(B)
+    pose[:, 9:] += 0.3 * torch.rand(B, hand.dof, generator=g, dtype=torch.float64)
+    pose[:, 3:9] += 0.1 * torch.randn(B, 6, generator=g, dtype=torch.float64)
+    # palm faces +z of the root; put the object centre ~5 cm in front, between the fingers
+    pose[:, :3] = -torch.tensor([0.0, 0.06, 0.035], dtype=torch.float64) + 0.005 * torch.randn(B, 3, generator=g, dtype=torch.float64)
+    return pose
+
+
+@pytest.mark.parametrize("method", ["graspqp", "dexgraspnet", "tdg"])
+def test_every_term_gradient_matches_finite_differences(allegro64, method):
+    obj = load_object("sphere:radius=0.035")
+    batch = ObjectBatch([obj], 3, dtype=torch.float64, surface_points=400)
+    energy = GraspEnergy(allegro64, batch, EnergyConfig(method=method, object_points=400, tdg_directions=200))
+    pose = _near_pose(allegro64, obj)
+    contacts = torch.randint(0, allegro64.num_candidates, (3, 6), generator=torch.Generator().manual_seed(1))
+    _, terms = energy(pose, contacts)
+    assert terms["E_pen"].max() > 0 and terms["E_dis"].min() > 0  # the terms under test are active
+    for name in ("E_dis", "E_fc", "E_pen", "E_joints", "E_spen"):
+        def f(p, name=name):
+            return energy(p, contacts)[1][name]
+
+        x = pose.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(f(x).sum(), x)
+        eps = 1e-6
+        fd = torch.zeros_like(pose)
+        for j in range(pose.shape[1]):
+            dp = torch.zeros_like(pose)
+            dp[:, j] = eps
+            fd[:, j] = (f(pose + dp) - f(pose - dp)) / (2 * eps)
+        scale = fd.abs().max().clamp_min(1e-6)
+        assert ((grad - fd).abs().max() / scale) < 2e-3, f"{method} {name}"
+
+
+def test_joint_limit_gradient(allegro64):
+    obj = load_object("sphere:radius=0.035")
+    energy = GraspEnergy(allegro64, ObjectBatch([obj], 2, dtype=torch.float64, surface_points=100), EnergyConfig(object_points=100))
+    pose = allegro64.canonical_pose(2)
+    pose[0, 9] = allegro64.upper[0] + 0.1
+    pose[1, 10] = allegro64.lower[1] - 0.2
+    x = pose.clone().requires_grad_()
+    _, terms = energy(x, torch.zeros(2, 4, dtype=torch.long))
+    assert terms["E_joints"].tolist() == pytest.approx([0.1, 0.2])
+    (g,) = torch.autograd.grad(terms["E_joints"].sum(), x)
+    assert g[0, 9] == 1 and g[1, 10] == -1 and g[:, 11:].abs().sum() == 0
+
+
+def test_crossed_fingers_score_clearly_positive_self_penetration(allegro64):
+    names = allegro64.description.joint_names
+    pose = allegro64.canonical_pose(3)
+    # index swung towards the middle finger and the middle towards the index: they pass through each other
+    pose[1, 9 + names.index("index_joint_0")] = -0.55
+    pose[1, 9 + names.index("middle_joint_0")] = 0.55
+    pose[2, 9 + names.index("middle_joint_0")] = -0.55
+    pose[2, 9 + names.index("ring_joint_0")] = 0.55
+    st = allegro64.forward_kinematics(pose)
+    e = allegro64.self_penetration(st)
+    depth = allegro64.self_penetration_depth(st)
+    assert depth[0] < 0.0005  # the open hand does not collide with itself
+    assert torch.all(depth[1:] > 0.005) and torch.all(e[1:] > 100 * e[0].clamp_min(1e-6))
