@@ -105,7 +105,7 @@ def synthesize(
     def resample(c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, sample_contacts(allowed, c.shape[0], c.shape[1], gen), c)
 
-    opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset)
+    opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept)
     stats = opt.run(cfg.optimizer.iterations, callback=progress)
 
     # -- final geometry and exports ---------------------------------------------------------

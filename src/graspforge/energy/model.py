@@ -36,8 +36,15 @@ class GraspEnergy:
         self.last: dict[str, torch.Tensor] = {}
 
     def reset(self, mask: torch.Tensor) -> None:
+        """Grasps in ``mask`` (B,) were re-initialised: drop their QP warm starts."""
         if self.qp is not None:
             self.qp.reset(mask)
+
+    def accept(self, mask: torch.Tensor) -> None:
+        """After a Metropolis step: rows in ``mask`` moved to the last evaluated state; the others
+        keep the warm start of the state they stayed at."""
+        if self.qp is not None:
+            self.qp.accept(mask)
 
     def contact_geometry(self, state: HandState, contacts: torch.Tensor):
         """Hand contact points/normals (B, K, 3) and the object's signed distance (B, K) and outward

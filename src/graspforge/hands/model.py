@@ -13,6 +13,7 @@ import torch
 
 from ..geometry.atlas import GridAtlas
 from .description import HandDescription
+from . import _collision_kernels as _kernels
 from .kinematics import LinkPoses, TorchKinematics, point_jacobian
 
 
@@ -57,6 +58,13 @@ class HandModel:
         lo, hi = self.atlas.lower, self.atlas.upper
         self._sphere_center = (lo + hi) / 2
         self._sphere_radius2 = ((hi - lo) / 2).square().sum(-1)
+        self.use_kernels = _kernels.HAVE_NUMBA and self.device.type == "cpu"
+        f64 = lambda x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)  # noqa: E731
+        self._static = (
+            np.ascontiguousarray(d.link_grid[d.link_grid >= 0], dtype=np.int64),
+            f64(self._sphere_center), f64(self._sphere_radius2), f64(lo), f64(hi),
+            self.atlas.data, self.atlas.meta,
+        )
         self.collision_links = torch.as_tensor(np.flatnonzero(d.link_grid >= 0), device=self.device)
         self.collision_grid = torch.as_tensor(d.link_grid[d.link_grid >= 0], device=self.device)
         self._init_self_collision(self_collision_points_per_link)
@@ -106,9 +114,28 @@ class HandModel:
                 touching.add((int(a_), int(b_)))
                 touching.add((int(b_), int(a_)))
         ok = np.array([(int(a_), int(b_)) not in touching for a_, b_ in zip(pts_link[pp], pl)], bool)
-        self.self_pair_point = torch.as_tensor(pp[ok], **kw)
-        self.self_pair_link = torch.as_tensor(pl[ok], **kw)
+        pp, pl = pp[ok], pl[ok]
+        order = np.lexsort((pp, pl, pts_link[pp]))  # group items by (link a, link b)
+        pp, pl = pp[order], pl[order]
+        self.self_pair_point = torch.as_tensor(pp, **kw)
+        self.self_pair_link = torch.as_tensor(pl, **kw)
         self.self_collision_excluded = sorted((tree.link_names[a_], tree.link_names[b_]) for a_, b_ in touching if a_ < b_)
+        # kernel layout: one range of items per (a, b) pair, and each link's sample bounding sphere
+        ia = pts_link[pp]
+        keys = ia * L + pl
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        lens = np.diff(np.r_[starts, len(keys)])
+        sa_c = np.zeros((L, 3))
+        sa_r = np.zeros(L)
+        for l in np.unique(pts_link):
+            q = pts_local[pts_link == l]
+            sa_c[l] = q.mean(0)
+            sa_r[l] = np.linalg.norm(q - sa_c[l], axis=1).max() + 1e-6
+        self._self_static = (
+            np.ascontiguousarray(pts_local[pp], dtype=np.float64), ia[starts].astype(np.int64), pl[starts].astype(np.int64),
+            starts.astype(np.int64), lens.astype(np.int64), sa_c, sa_r, d.link_grid.astype(np.int64),
+        )
+        self._self_items = (ia.astype(np.int64), pl.astype(np.int64))
 
     def _pair_depths(self, state: HandState, pair_point: torch.Tensor, pair_link: torch.Tensor) -> torch.Tensor:
         """Signed distance (B, N) of self-collision samples ``pair_point`` inside links ``pair_link``
@@ -137,13 +164,19 @@ class HandModel:
             return out.view(B, N)
         return out.index_put((b * N + k,), self.atlas.query(local, g)).view(B, N)
 
+    def _self_depths(self, state: HandState) -> torch.Tensor:
+        if self.self_pair_point.numel() and self.use_kernels and state.pose.device.type == "cpu":
+            static = self._self_static + self._static[1:] + self._self_items
+            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static)
+        return self._pair_depths(state, self.self_pair_point, self.self_pair_link)
+
     def self_penetration(self, state: HandState) -> torch.Tensor:
         """Self-penetration energy (B,): sum of the depths (m) of link surface samples inside other links."""
-        return self._pair_depths(state, self.self_pair_point, self.self_pair_link).clamp_min(0).sum(-1)
+        return self._self_depths(state).clamp_min(0).sum(-1)
 
     def self_penetration_depth(self, state: HandState) -> torch.Tensor:
         """Deepest self-penetration (B,), m, as seen by the grids (0 when no link enters another)."""
-        d = self._pair_depths(state, self.self_pair_point, self.self_pair_link)
+        d = self._self_depths(state)
         return d.amax(-1).clamp_min(0) if d.shape[1] else d.new_zeros(d.shape[0])
 
     # -- basic facts ------------------------------------------------------------------------
@@ -215,6 +248,8 @@ class HandModel:
         B, P, _ = points.shape
         links = self.collision_links
         gid = self.collision_grid
+        if self.use_kernels and points.device.type == "cpu":
+            return _kernels.PointsVsLinks.apply(points, state.links.rot[:, links], state.links.pos[:, links], self._static, outside)
         R = state.links.rot[:, links]  # (B, G, 3, 3)
         t = state.links.pos[:, links]
         centers = (R @ self._sphere_center[gid][None, :, :, None]).squeeze(-1) + t  # (B, G, 3)

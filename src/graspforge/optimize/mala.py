@@ -56,6 +56,7 @@ class GraspOptimizer:
         resample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         generator: torch.Generator,
         on_reset: Callable[[torch.Tensor], None] | None = None,
+        on_accept: Callable[[torch.Tensor], None] | None = None,
         record_every: int = 10,
     ):
         config.validate()
@@ -66,6 +67,8 @@ class GraspOptimizer:
         self.G = grasps_per_object
         self.n_obj = B // grasps_per_object
         self.reinit, self.resample, self.gen, self.on_reset = reinit, resample, generator, on_reset
+        # told which rows now sit at the last evaluated state (the energy's QP keeps warm starts)
+        self.on_accept = on_accept
         self.record_every = record_every
         self.pose = pose.detach().clone()
         self.contacts = contacts.clone()
@@ -74,6 +77,7 @@ class GraspOptimizer:
         self.stats = OptimizerStats()
         self.iteration = 0
         self.energy, self.terms, self.grad = self._evaluate(self.pose, self.contacts)
+        self._accepted(torch.ones(B, dtype=torch.bool, device=pose.device))
         self._fix_nonfinite()
 
     # -- pieces -------------------------------------------------------------------------------
@@ -83,6 +87,10 @@ class GraspOptimizer:
             total, terms = self.energy_fn(x, contacts)
             (grad,) = torch.autograd.grad(total.sum(), x)
         return total.detach(), {k: v.detach() for k, v in terms.items()}, grad.detach()
+
+    def _accepted(self, mask: torch.Tensor) -> None:
+        if self.on_accept is not None:
+            self.on_accept(mask)
 
     def _rand(self, *shape) -> torch.Tensor:
         return torch.rand(*shape, generator=self.gen, dtype=torch.float64).to(self.pose.device)
@@ -125,6 +133,7 @@ class GraspOptimizer:
             self.on_reset(mask)
         # the batch is evaluated whole (energies of other rows are unchanged by this)
         e, terms, g = self._evaluate(self.pose, self.contacts)
+        self._accepted(torch.ones_like(mask))
         self.energy[mask], self.grad[mask] = e[mask], g[mask]
         for key in self.terms:
             self.terms[key][mask] = terms[key][mask]
@@ -151,6 +160,7 @@ class GraspOptimizer:
         finite = torch.isfinite(e_new) & torch.isfinite(g_new).all(-1)
         delta = (self.energy.to(torch.float64) - e_new.to(torch.float64)) / T
         accept = finite & (self._rand(B) < torch.exp(delta.clamp(max=0.0)))
+        self._accepted(accept)
         self.pose = torch.where(accept[:, None], proposal.detach(), self.pose)
         self.contacts = torch.where(accept[:, None], contacts, self.contacts)
         self.energy = torch.where(accept, e_new, self.energy)
