@@ -19,6 +19,8 @@ import torch
 try:  # numba is optional: without it every query goes through grid_sample
     import numba as _nb
 
+    from ._numba import dual_kernel
+
     HAVE_NUMBA = True
 except Exception:  # pragma: no cover - exercised only where numba is missing
     HAVE_NUMBA = False
@@ -37,7 +39,7 @@ if HAVE_NUMBA:
         i = min(int(math.floor(uc)), hi - 1)
         return i, uc - i, u - uc
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def _forward(grid, origin, inv_h, pts, out):
         nx, ny, nz = grid.shape[0], grid.shape[1], grid.shape[2]
         h = 1.0 / inv_h
@@ -69,7 +71,7 @@ if HAVE_NUMBA:
                 out[q, 2] = math.nan
                 out[q, 3] = math.nan
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def _backward(grid, origin, inv_h, pts, gout, gpts):
         nx, ny, nz = grid.shape[0], grid.shape[1], grid.shape[2]
         for q in _nb.prange(pts.shape[0]):
@@ -157,5 +159,4 @@ def query_cpu(points: torch.Tensor, grid_np: np.ndarray, origin: np.ndarray, spa
 
     Uses as many threads as torch does (``torch.set_num_threads``), so one knob governs both.
     """
-    _nb.set_num_threads(max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS)))
     return _TrilinearSDF.apply(points, grid_np, origin, 1.0 / spacing)

@@ -21,6 +21,8 @@ from .grid import grid_node_positions
 if _trilinear.HAVE_NUMBA:
     import numba as _nb
 
+    from ._numba import dual_kernel
+
     @_nb.njit(cache=True, inline="always")
     def _axis(u, n):
         hi = n - 1
@@ -28,7 +30,7 @@ if _trilinear.HAVE_NUMBA:
         i = min(int(math.floor(uc)), hi - 1)
         return i, uc - i, u - uc
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def _atlas_fwd(data, meta, pts, gid, out, grad):
         # meta[g] = [offset, nx, ny, nz, ox, oy, oz, h]
         for q in _nb.prange(pts.shape[0]):
@@ -113,7 +115,6 @@ class _AtlasQuery(torch.autograd.Function):
         pts = points.detach().contiguous().numpy()
         out = np.empty(pts.shape[0], dtype=pts.dtype)
         grad = np.empty_like(pts)
-        _nb.set_num_threads(max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS)))
         _atlas_fwd(data, meta, pts, gid.contiguous().numpy(), out, grad)
         ctx.save_for_backward(torch.from_numpy(grad))
         return torch.from_numpy(out)

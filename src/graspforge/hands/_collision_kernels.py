@@ -20,6 +20,8 @@ import torch
 try:
     import numba as _nb
 
+    from ..geometry._numba import dual_kernel
+
     HAVE_NUMBA = True
 except Exception:  # pragma: no cover
     HAVE_NUMBA = False
@@ -61,7 +63,7 @@ if HAVE_NUMBA:
             sz += wx * wy * (1.0 if dk else -1.0) * v
         return d, sx / h, sy / h, sz / h
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def points_vs_links(points, R, t, gid, sc, sr2, lo, hi, data, meta, outside, out_d, out_arg, out_grad):
         """Per point (b, p): max over links g of the grid distance, with argmax link and local gradient."""
         B, P = points.shape[0], points.shape[1]
@@ -99,7 +101,7 @@ if HAVE_NUMBA:
                         out_grad[b, p, 1] = g1
                         out_grad[b, p, 2] = g2
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def points_vs_links_backward(points, R, t, arg, grad_local, upstream, gR, gt, gp):
         """Adjoint of ``points_vs_links`` w.r.t. link rotations/positions (and the points)."""
         B, P = points.shape[0], points.shape[1]
@@ -125,7 +127,7 @@ if HAVE_NUMBA:
                     gt[b, g, j] -= rl
                     gp[b, p, j] += rl
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def samples_vs_links(R, t, s_local, pair_a, pair_b, pair_start, pair_len, sa_c, sa_r, grid_of_link, sc, sr2, lo, hi, data, meta, out_d, out_grad, out_world):
         """Self-collision: samples s_local (S, 3) of link a (pair ranges) against the grid of link b.
 
@@ -176,7 +178,7 @@ if HAVE_NUMBA:
                     out_grad[bb, i, 1] = g1
                     out_grad[bb, i, 2] = g2
 
-    @_nb.njit(parallel=True, cache=True)
+    @dual_kernel
     def samples_vs_links_backward(R, t, s_local, item_a, item_b, d, grad_local, world, upstream, gR, gt):
         B, N = d.shape[0], d.shape[1]
         for bb in _nb.prange(B):
@@ -210,10 +212,6 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
 
-def _threads() -> None:
-    _nb.set_num_threads(max(1, min(torch.get_num_threads(), _nb.config.NUMBA_NUM_THREADS)))
-
-
 class PointsVsLinks(torch.autograd.Function):
     """d (B, P): max over links of the distance of world points to the posed link grids."""
 
@@ -226,7 +224,6 @@ class PointsVsLinks(torch.autograd.Function):
         d = np.empty((B, P), dt)
         arg = np.empty((B, P), np.int32)
         grad = np.zeros((B, P, 3), dt)
-        _threads()
         points_vs_links(pts, Rn, tn, gid, sc, sr2, lo, hi, data, meta, float(outside), d, arg, grad)
         ctx.save_for_backward(points, R, t)
         ctx.arrays = (arg, grad)
@@ -238,7 +235,6 @@ class PointsVsLinks(torch.autograd.Function):
         arg, grad = ctx.arrays
         pts, Rn, tn = _np(points), _np(R), _np(t)
         gR, gt, gp = np.zeros_like(Rn), np.zeros_like(tn), np.zeros_like(pts)
-        _threads()
         points_vs_links_backward(pts, Rn, tn, arg, grad.astype(pts.dtype, copy=False), _np(upstream).astype(pts.dtype, copy=False), gR, gt, gp)
         return torch.from_numpy(gp), torch.from_numpy(gR), torch.from_numpy(gt), None, None
 
@@ -256,7 +252,6 @@ class SamplesVsLinks(torch.autograd.Function):
         d = np.empty((B, N), dt)
         grad = np.zeros((B, N, 3), dt)
         world = np.zeros((B, N, 3), dt)
-        _threads()
         samples_vs_links(Rn, tn, s_local.astype(dt, copy=False), pair_a, pair_b, pair_start, pair_len, sa_c, sa_r, grid_of_link, sc, sr2, lo, hi, data, meta, d, grad, world)
         ctx.save_for_backward(R, t)
         ctx.arrays = (d, grad, world, s_local.astype(dt, copy=False), item_a, item_b)
@@ -268,6 +263,5 @@ class SamplesVsLinks(torch.autograd.Function):
         d, grad, world, s_local, item_a, item_b = ctx.arrays
         Rn, tn = _np(R), _np(t)
         gR, gt = np.zeros_like(Rn), np.zeros_like(tn)
-        _threads()
         samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, _np(upstream).astype(Rn.dtype, copy=False), gR, gt)
         return torch.from_numpy(gR), torch.from_numpy(gt), None
