@@ -48,3 +48,30 @@ def test_generate_rejects_bad_input(tmp_path):
     assert r.returncode == 1 and "no_such_object" in r.stderr and "Traceback" not in r.stderr
     r = run("generate", "--set", "energy.w_pen=abc", "--out", str(tmp_path))
     assert r.returncode == 1 and "energy.w_pen must be a number" in r.stderr
+
+
+def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "generate", "--object", "box", "sphere",
+            "--objects-per-batch", "1", "--grasps", "2", "--contacts", "4", "--iterations", "400", "--out", str(out),
+            "--quiet", "--set", "energy.object_points=200"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = out / "box__allegro__full.npz"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert first.exists(), p.communicate()[1]
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    GraspSet.load(first)  # the finished output is whole
+    assert not (out / "sphere__allegro__full.npz").exists()
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # no half-written file
+    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "1 grasp set(s) written" in r.stdout and "1 already done" in r.stdout

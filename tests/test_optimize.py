@@ -137,3 +137,31 @@ def test_optimisation_lowers_the_energy(hand):
     first, last = np.mean(curve[0][1]), np.mean(curve[-1][1])
     assert last < 0.5 * first, (first, last)
     assert 0.05 < res.stats.accept_rate < 1.0
+
+
+def test_self_penetration_gradient_uncrosses_fingers(hand):
+    """Start with index and middle fingers swung into each other (~5 mm overlap, the way crossings
+    begin during optimisation); annealing on E_spen (greedy temperature) pulls them apart. (Fingers
+    pushed more than half-way through each other would be pushed on through, as with any
+    distance-field penalty: the point of a dense penalty is that crossings never get that deep.)"""
+    from graspforge.config import EnergyConfig
+    from graspforge.energy.model import GraspEnergy
+    from graspforge.energy.scene import ObjectBatch
+
+    names = hand.description.joint_names
+    pose = hand.canonical_pose(4)
+    pose[:, :3] = torch.tensor([0.0, 0.0, 0.5])  # object far away: only the hand's own terms act
+    pose[:, 9 + names.index("index_joint_0")] = -0.25
+    pose[:, 9 + names.index("middle_joint_0")] = 0.25
+    st = hand.forward_kinematics(pose)
+    assert torch.all(hand.self_penetration_depth(st) > 0.004)
+    energy = GraspEnergy(hand, ObjectBatch([load_object("sphere:radius=0.03")], 4, surface_points=100),
+                         EnergyConfig(method="dexgraspnet", w_dis=0, w_fc=0, w_pen=0, object_points=100))
+    cfg = OptimizerConfig(name="mala", iterations=300, temperature=1e-4, resample_prob=0.0)
+    g = torch.Generator().manual_seed(0)
+    opt = GraspOptimizer(energy, pose, torch.zeros(4, 4, dtype=torch.long), 4, cfg,
+                         reinit=lambda m: (pose[m], torch.zeros(int(m.sum()), 4, dtype=torch.long)),
+                         resample=lambda c, m: c, generator=g)
+    opt.run()
+    depth = hand.self_penetration_depth(hand.forward_kinematics(opt.pose))
+    assert torch.all(depth < 0.001), depth
