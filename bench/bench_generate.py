@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--compare-kernels", action="store_true", help="also time B = 16 and 32 with the fused collision kernels off (torch path)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     hand = load_hand(args.hand)
@@ -123,6 +124,13 @@ def main() -> None:
         out["ms_per_iteration"][B] = round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2)
     for B in [b for b in args.batches if b <= 32]:
         out["term_ms_fwd_bwd"][B] = term_timings(hand, obj, B, args.contacts, args.repeat)
+    if args.compare_kernels:
+        hand.use_kernels = False
+        torch_path = {B: round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2) for B in (16, 32)}
+        hand.use_kernels = True
+        fused = {B: round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2) for B in (16, 32)}
+        out["kernels_comparison_ms_per_iteration"] = {"torch_path": torch_path, "fused_kernels": fused,
+                                                      "speedup": {B: round(torch_path[B] / fused[B], 2) for B in (16, 32)}}
     if 32 in out["ms_per_iteration"]:
         out["projected_7000_iterations_B32_s"] = round(out["ms_per_iteration"][32] * 7000 / 1e3, 1)
     print(json.dumps(out, indent=1))

@@ -24,51 +24,63 @@ if _trilinear.HAVE_NUMBA:
     from ._numba import dual_kernel
 
     @_nb.njit(cache=True, inline="always")
-    def _axis(u, n):
-        hi = n - 1
-        uc = min(max(u, 0.0), float(hi))
-        i = min(int(math.floor(uc)), hi - 1)
-        return i, uc - i, u - uc
+    def trilinear_lookup(data, meta, g, x0, x1, x2):
+        """Distance and its gradient (grid frame, per metre) at (x0, x1, x2) in grid g of a packed
+        atlas; the point must lie inside the grid box (callers clamp or box-test first)."""
+        off = int(meta[g, 0])
+        ny = int(meta[g, 2])
+        nz = int(meta[g, 3])
+        h = meta[g, 7]
+        u0 = (x0 - meta[g, 4]) / h
+        u1 = (x1 - meta[g, 5]) / h
+        u2 = (x2 - meta[g, 6]) / h
+        i = max(min(int(math.floor(u0)), int(meta[g, 1]) - 2), 0)
+        j = max(min(int(math.floor(u1)), ny - 2), 0)
+        k = max(min(int(math.floor(u2)), nz - 2), 0)
+        tx = u0 - i
+        ty = u1 - j
+        tz = u2 - k
+        d = 0.0
+        sx = 0.0
+        sy = 0.0
+        sz = 0.0
+        for c in range(8):
+            di = (c >> 2) & 1
+            dj = (c >> 1) & 1
+            dk = c & 1
+            wx = tx if di else 1.0 - tx
+            wy = ty if dj else 1.0 - ty
+            wz = tz if dk else 1.0 - tz
+            v = data[off + ((i + di) * ny + (j + dj)) * nz + (k + dk)]
+            d += wx * wy * wz * v
+            sx += (1.0 if di else -1.0) * wy * wz * v
+            sy += wx * (1.0 if dj else -1.0) * wz * v
+            sz += wx * wy * (1.0 if dk else -1.0) * v
+        return d, sx / h, sy / h, sz / h
 
     @dual_kernel
     def _atlas_fwd(data, meta, pts, gid, out, grad):
-        # meta[g] = [offset, nx, ny, nz, ox, oy, oz, h]
+        # meta[g] = [offset, nx, ny, nz, ox, oy, oz, h]; points outside the box are clamped onto it
+        # and read "value at the box minus the distance to it"
         for q in _nb.prange(pts.shape[0]):
             g = gid[q]
-            off = int(meta[g, 0])
-            nx = int(meta[g, 1])
-            ny = int(meta[g, 2])
-            nz = int(meta[g, 3])
-            inv_h = 1.0 / meta[g, 7]
-            i, tx, ex = _axis((pts[q, 0] - meta[g, 4]) * inv_h, nx)
-            j, ty, ey = _axis((pts[q, 1] - meta[g, 5]) * inv_h, ny)
-            k, tz, ez = _axis((pts[q, 2] - meta[g, 6]) * inv_h, nz)
-            d = 0.0
-            sx = 0.0
-            sy = 0.0
-            sz = 0.0
-            for c in range(8):
-                di = (c >> 2) & 1
-                dj = (c >> 1) & 1
-                dk = c & 1
-                wx = tx if di else 1.0 - tx
-                wy = ty if dj else 1.0 - ty
-                wz = tz if dk else 1.0 - tz
-                v = data[off + ((i + di) * ny + (j + dj)) * nz + (k + dk)]
-                d += wx * wy * wz * v
-                sx += (1.0 if di else -1.0) * wy * wz * v
-                sy += wx * (1.0 if dj else -1.0) * wz * v
-                sz += wx * wy * (1.0 if dk else -1.0) * v
             h = meta[g, 7]
-            en = math.sqrt(ex * ex + ey * ey + ez * ez)
-            out[q] = d - h * en
-            gx = sx * inv_h if ex == 0.0 else 0.0
-            gy = sy * inv_h if ey == 0.0 else 0.0
-            gz = sz * inv_h if ez == 0.0 else 0.0
+            x0 = min(max(pts[q, 0], meta[g, 4]), meta[g, 4] + h * (meta[g, 1] - 1))
+            x1 = min(max(pts[q, 1], meta[g, 5]), meta[g, 5] + h * (meta[g, 2] - 1))
+            x2 = min(max(pts[q, 2], meta[g, 6]), meta[g, 6] + h * (meta[g, 3] - 1))
+            e0 = pts[q, 0] - x0
+            e1 = pts[q, 1] - x1
+            e2 = pts[q, 2] - x2
+            d, g0, g1, g2 = trilinear_lookup(data, meta, g, x0, x1, x2)
+            en = math.sqrt(e0 * e0 + e1 * e1 + e2 * e2)
+            out[q] = d - en
+            gx = g0 if e0 == 0.0 else 0.0
+            gy = g1 if e1 == 0.0 else 0.0
+            gz = g2 if e2 == 0.0 else 0.0
             if en > 0.0:
-                gx -= ex / en
-                gy -= ey / en
-                gz -= ez / en
+                gx -= e0 / en
+                gy -= e1 / en
+                gz -= e2 / en
             grad[q, 0] = gx
             grad[q, 1] = gy
             grad[q, 2] = gz

@@ -21,6 +21,7 @@ try:
     import numba as _nb
 
     from ..geometry._numba import dual_kernel
+    from ..geometry.atlas import trilinear_lookup
 
     HAVE_NUMBA = True
 except Exception:  # pragma: no cover
@@ -28,40 +29,6 @@ except Exception:  # pragma: no cover
 
 
 if HAVE_NUMBA:
-
-    @_nb.njit(cache=True, inline="always")
-    def _lookup(data, meta, g, x0, x1, x2):
-        """Distance and its gradient (link frame) at local point x of grid g; inside the grid box only."""
-        off = int(meta[g, 0])
-        ny = int(meta[g, 2])
-        nz = int(meta[g, 3])
-        h = meta[g, 7]
-        u0 = (x0 - meta[g, 4]) / h
-        u1 = (x1 - meta[g, 5]) / h
-        u2 = (x2 - meta[g, 6]) / h
-        i = min(int(math.floor(u0)), int(meta[g, 1]) - 2)
-        j = min(int(math.floor(u1)), ny - 2)
-        k = min(int(math.floor(u2)), nz - 2)
-        tx = u0 - i
-        ty = u1 - j
-        tz = u2 - k
-        d = 0.0
-        sx = 0.0
-        sy = 0.0
-        sz = 0.0
-        for c in range(8):
-            di = (c >> 2) & 1
-            dj = (c >> 1) & 1
-            dk = c & 1
-            wx = tx if di else 1.0 - tx
-            wy = ty if dj else 1.0 - ty
-            wz = tz if dk else 1.0 - tz
-            v = data[off + ((i + di) * ny + (j + dj)) * nz + (k + dk)]
-            d += wx * wy * wz * v
-            sx += (1.0 if di else -1.0) * wy * wz * v
-            sy += wx * (1.0 if dj else -1.0) * wz * v
-            sz += wx * wy * (1.0 if dk else -1.0) * v
-        return d, sx / h, sy / h, sz / h
 
     @dual_kernel
     def points_vs_links(points, R, t, gid, sc, sr2, lo, hi, data, meta, outside, out_d, out_arg, out_grad):
@@ -93,7 +60,7 @@ if HAVE_NUMBA:
                     x2 = R[b, g, 0, 2] * w0 + R[b, g, 1, 2] * w1 + R[b, g, 2, 2] * w2
                     if not (lo[q, 0] < x0 < hi[q, 0] and lo[q, 1] < x1 < hi[q, 1] and lo[q, 2] < x2 < hi[q, 2]):
                         continue
-                    d, g0, g1, g2 = _lookup(data, meta, q, x0, x1, x2)
+                    d, g0, g1, g2 = trilinear_lookup(data, meta, q, x0, x1, x2)
                     if d > out_d[b, p]:
                         out_d[b, p] = d
                         out_arg[b, p] = g
@@ -172,7 +139,7 @@ if HAVE_NUMBA:
                     if not (lo[q, 0] < x0 < hi[q, 0] and lo[q, 1] < x1 < hi[q, 1] and lo[q, 2] < x2 < hi[q, 2]):
                         out_d[bb, i] = -1.0
                         continue
-                    d, g0, g1, g2 = _lookup(data, meta, q, x0, x1, x2)
+                    d, g0, g1, g2 = trilinear_lookup(data, meta, q, x0, x1, x2)
                     out_d[bb, i] = d
                     out_grad[bb, i, 0] = g0
                     out_grad[bb, i, 1] = g1

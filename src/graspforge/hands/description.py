@@ -9,7 +9,6 @@ saved to / loaded from a folder (``hand.json`` + ``geometry.npz``) - the form of
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -479,7 +478,6 @@ def build_hand_description(
     uniq = sorted({str(p) for p in sources})
     provenance = {
         "generated_by": f"graspforge {__version__}",
-        "generated_on": datetime.date.today().isoformat(),
         "source": str(parsed.source.name),
         "source_files_sha256": {_rel(Path(p), hand_dir): _file_sha(Path(p)) for p in uniq},
         "options": vars(opt),
