@@ -101,7 +101,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", dump_toml(cfg))
 
-    hand = load_hand(cfg.hand, device=device)
+    hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
     for t in types:
         hand.description.grasp_type(t)  # unknown types fail before any work
     objects = load_objects(cfg.objects)

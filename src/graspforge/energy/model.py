@@ -76,7 +76,7 @@ class GraspEnergy:
         terms = {
             "E_dis": contact_distance_energy(d, n_o, n_h, self.variant),
             "E_fc": self.force_closure(p, n_o),
-            "E_pen": self.hand.penetration_depth(state, self.object_points).sum(-1) if c.w_pen else pose.new_zeros(pose.shape[0]),
+            "E_pen": self.hand.penetration_depth(state, self.object_points, self.objects.point_clusters).sum(-1) if c.w_pen else pose.new_zeros(pose.shape[0]),
             "E_spen": self.hand.self_penetration(state) if c.w_spen else pose.new_zeros(pose.shape[0]),
             "E_joints": joint_limit_energy(pose[:, 9:], self.hand.lower, self.hand.upper),
         }

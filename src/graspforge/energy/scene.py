@@ -12,6 +12,24 @@ import torch
 from ..objects import ObjectModel
 
 
+def _cluster(points: np.ndarray, k: int, iterations: int = 8):
+    """Deterministic k-means of ``points`` (P, 3): a permutation grouping clusters, and per cluster
+    (start, length, centre, radius) arrays."""
+    from ..geometry.sampling import farthest_point_sampling
+
+    k = max(1, min(k, len(points)))
+    centres = points[farthest_point_sampling(points, k)]
+    for _ in range(iterations):
+        lab = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        centres = np.stack([points[lab == c].mean(0) if np.any(lab == c) else centres[c] for c in range(k)])
+    lab = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    order = np.argsort(lab, kind="stable")
+    lens = np.bincount(lab, minlength=k)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    radius = np.array([np.linalg.norm(points[lab == c] - centres[c], axis=1).max() if lens[c] else 0.0 for c in range(k)]) + 1e-6
+    return order, (starts.astype(np.int64), lens.astype(np.int64), centres, radius)
+
+
 class ObjectBatch:
     """``objects`` with ``grasps_per_object`` grasps each, on ``device``/``dtype``.
 
@@ -20,7 +38,7 @@ class ObjectBatch:
     """
 
     def __init__(self, objects: list[ObjectModel], grasps_per_object: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32, surface_points: int = 2500):
+                 dtype: torch.dtype = torch.float32, surface_points: int = 2500, clusters_per_object: int = 64):
         if not objects:
             raise ValueError("ObjectBatch needs at least one object")
         if grasps_per_object < 1:
@@ -36,7 +54,16 @@ class ObjectBatch:
             if len(sp) < surface_points:
                 raise ValueError(f"object {o.name!r} has {len(sp)} surface samples, fewer than the {surface_points} asked for")
             pts.append(torch.tensor(np.array(sp[:surface_points]), **kw))
-        self.surface_points = torch.stack(pts)
+        # points sorted into spatial clusters (E_pen sums over points, so order is free): the
+        # collision kernel skips clusters far from a link
+        ordered, clusters = [], []
+        for p in pts:
+            order, cl = _cluster(p.detach().cpu().numpy().astype(np.float64), clusters_per_object)
+            ordered.append(p[torch.as_tensor(order, device=p.device)])
+            clusters.append(cl)
+        self.surface_points = torch.stack(ordered)
+        G = self.grasps_per_object
+        self.point_clusters = tuple(np.repeat(np.stack([c[i] for c in clusters]), G, axis=0) for i in range(4))
         com = torch.stack([torch.as_tensor(o.center_of_mass, **kw) for o in self.objects])
         self.object_index = torch.arange(len(self.objects), device=self.device).repeat_interleave(self.grasps_per_object)
         self.center = com[self.object_index]

@@ -31,10 +31,15 @@ except Exception:  # pragma: no cover
 if HAVE_NUMBA:
 
     @dual_kernel
-    def points_vs_links(points, R, t, gid, sc, sr2, lo, hi, data, meta, outside, out_d, out_arg, out_grad):
-        """Per point (b, p): max over links g of the grid distance, with argmax link and local gradient."""
+    def points_vs_links(points, R, t, gid, sc, sr2, lo, hi, data, meta, outside, cl_start, cl_len, cl_c, cl_r, out_d, out_arg, out_grad):
+        """Per point (b, p): max over links g of the grid distance, with argmax link and local gradient.
+
+        Points come in spatial clusters (``cl_*`` (B, C): item ranges, bounding spheres); a cluster is
+        skipped for a link when its sphere misses the sphere around the link's grid box.
+        """
         B, P = points.shape[0], points.shape[1]
         G = R.shape[1]
+        C = cl_start.shape[1]
         for b in _nb.prange(B):
             for p in range(P):
                 out_d[b, p] = outside
@@ -46,27 +51,35 @@ if HAVE_NUMBA:
                 c1 = R[b, g, 1, 0] * sc[q, 0] + R[b, g, 1, 1] * sc[q, 1] + R[b, g, 1, 2] * sc[q, 2] + t[b, g, 1]
                 c2 = R[b, g, 2, 0] * sc[q, 0] + R[b, g, 2, 1] * sc[q, 1] + R[b, g, 2, 2] * sc[q, 2] + t[b, g, 2]
                 r2 = sr2[q]
-                for p in range(P):
-                    e0 = points[b, p, 0] - c0
-                    e1 = points[b, p, 1] - c1
-                    e2 = points[b, p, 2] - c2
-                    if e0 * e0 + e1 * e1 + e2 * e2 >= r2:
+                rg = math.sqrt(r2)
+                for c in range(C):
+                    f0 = cl_c[b, c, 0] - c0
+                    f1 = cl_c[b, c, 1] - c1
+                    f2 = cl_c[b, c, 2] - c2
+                    reach = rg + cl_r[b, c]
+                    if f0 * f0 + f1 * f1 + f2 * f2 >= reach * reach:
                         continue
-                    w0 = points[b, p, 0] - t[b, g, 0]
-                    w1 = points[b, p, 1] - t[b, g, 1]
-                    w2 = points[b, p, 2] - t[b, g, 2]
-                    x0 = R[b, g, 0, 0] * w0 + R[b, g, 1, 0] * w1 + R[b, g, 2, 0] * w2
-                    x1 = R[b, g, 0, 1] * w0 + R[b, g, 1, 1] * w1 + R[b, g, 2, 1] * w2
-                    x2 = R[b, g, 0, 2] * w0 + R[b, g, 1, 2] * w1 + R[b, g, 2, 2] * w2
-                    if not (lo[q, 0] < x0 < hi[q, 0] and lo[q, 1] < x1 < hi[q, 1] and lo[q, 2] < x2 < hi[q, 2]):
-                        continue
-                    d, g0, g1, g2 = trilinear_lookup(data, meta, q, x0, x1, x2)
-                    if d > out_d[b, p]:
-                        out_d[b, p] = d
-                        out_arg[b, p] = g
-                        out_grad[b, p, 0] = g0
-                        out_grad[b, p, 1] = g1
-                        out_grad[b, p, 2] = g2
+                    for p in range(cl_start[b, c], cl_start[b, c] + cl_len[b, c]):
+                        e0 = points[b, p, 0] - c0
+                        e1 = points[b, p, 1] - c1
+                        e2 = points[b, p, 2] - c2
+                        if e0 * e0 + e1 * e1 + e2 * e2 >= r2:
+                            continue
+                        w0 = points[b, p, 0] - t[b, g, 0]
+                        w1 = points[b, p, 1] - t[b, g, 1]
+                        w2 = points[b, p, 2] - t[b, g, 2]
+                        x0 = R[b, g, 0, 0] * w0 + R[b, g, 1, 0] * w1 + R[b, g, 2, 0] * w2
+                        x1 = R[b, g, 0, 1] * w0 + R[b, g, 1, 1] * w1 + R[b, g, 2, 1] * w2
+                        x2 = R[b, g, 0, 2] * w0 + R[b, g, 1, 2] * w1 + R[b, g, 2, 2] * w2
+                        if not (lo[q, 0] < x0 < hi[q, 0] and lo[q, 1] < x1 < hi[q, 1] and lo[q, 2] < x2 < hi[q, 2]):
+                            continue
+                        d, g0, g1, g2 = trilinear_lookup(data, meta, q, x0, x1, x2)
+                        if d > out_d[b, p]:
+                            out_d[b, p] = d
+                            out_arg[b, p] = g
+                            out_grad[b, p, 0] = g0
+                            out_grad[b, p, 1] = g1
+                            out_grad[b, p, 2] = g2
 
     @dual_kernel
     def points_vs_links_backward(points, R, t, arg, grad_local, upstream, gR, gt, gp):
@@ -95,10 +108,12 @@ if HAVE_NUMBA:
                     gp[b, p, j] += rl
 
     @dual_kernel
-    def samples_vs_links(R, t, s_local, pair_a, pair_b, pair_start, pair_len, sa_c, sa_r, grid_of_link, sc, sr2, lo, hi, data, meta, out_d, out_grad, out_world):
-        """Self-collision: samples s_local (S, 3) of link a (pair ranges) against the grid of link b.
+    def samples_vs_links(R, t, s_local, pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, out_d, out_grad, out_world):
+        """Self-collision: clusters of link-a samples (item ranges) against the grid of link b.
 
-        Writes per (b, sample-in-pair item) the distance (-1 m if not near), local gradient and world point.
+        Broad phase per cluster: its bounding sphere (centre ``pair_c`` in link a's frame, radius
+        ``pair_r``) against b's grid box, in b's frame. Writes per (b, item) the distance (-1 m if not
+        near), the local gradient and the world point.
         """
         B = R.shape[0]
         npairs = pair_a.shape[0]
@@ -107,17 +122,19 @@ if HAVE_NUMBA:
                 a = pair_a[k]
                 lb = pair_b[k]
                 q = grid_of_link[lb]
-                # broad phase: sphere of a's samples vs sphere of b's grid box
-                ca0 = R[bb, a, 0, 0] * sa_c[a, 0] + R[bb, a, 0, 1] * sa_c[a, 1] + R[bb, a, 0, 2] * sa_c[a, 2] + t[bb, a, 0]
-                ca1 = R[bb, a, 1, 0] * sa_c[a, 0] + R[bb, a, 1, 1] * sa_c[a, 1] + R[bb, a, 1, 2] * sa_c[a, 2] + t[bb, a, 1]
-                ca2 = R[bb, a, 2, 0] * sa_c[a, 0] + R[bb, a, 2, 1] * sa_c[a, 1] + R[bb, a, 2, 2] * sa_c[a, 2] + t[bb, a, 2]
-                cb0 = R[bb, lb, 0, 0] * sc[q, 0] + R[bb, lb, 0, 1] * sc[q, 1] + R[bb, lb, 0, 2] * sc[q, 2] + t[bb, lb, 0]
-                cb1 = R[bb, lb, 1, 0] * sc[q, 0] + R[bb, lb, 1, 1] * sc[q, 1] + R[bb, lb, 1, 2] * sc[q, 2] + t[bb, lb, 1]
-                cb2 = R[bb, lb, 2, 0] * sc[q, 0] + R[bb, lb, 2, 1] * sc[q, 1] + R[bb, lb, 2, 2] * sc[q, 2] + t[bb, lb, 2]
-                dc = math.sqrt((ca0 - cb0) ** 2 + (ca1 - cb1) ** 2 + (ca2 - cb2) ** 2)
                 start = pair_start[k]
                 n = pair_len[k]
-                if dc >= sa_r[a] + math.sqrt(sr2[q]):
+                # cluster centre: link a -> world -> link b
+                c0 = R[bb, a, 0, 0] * pair_c[k, 0] + R[bb, a, 0, 1] * pair_c[k, 1] + R[bb, a, 0, 2] * pair_c[k, 2] + t[bb, a, 0] - t[bb, lb, 0]
+                c1 = R[bb, a, 1, 0] * pair_c[k, 0] + R[bb, a, 1, 1] * pair_c[k, 1] + R[bb, a, 1, 2] * pair_c[k, 2] + t[bb, a, 1] - t[bb, lb, 1]
+                c2 = R[bb, a, 2, 0] * pair_c[k, 0] + R[bb, a, 2, 1] * pair_c[k, 1] + R[bb, a, 2, 2] * pair_c[k, 2] + t[bb, a, 2] - t[bb, lb, 2]
+                y0 = R[bb, lb, 0, 0] * c0 + R[bb, lb, 1, 0] * c1 + R[bb, lb, 2, 0] * c2
+                y1 = R[bb, lb, 0, 1] * c0 + R[bb, lb, 1, 1] * c1 + R[bb, lb, 2, 1] * c2
+                y2 = R[bb, lb, 0, 2] * c0 + R[bb, lb, 1, 2] * c1 + R[bb, lb, 2, 2] * c2
+                e0 = max(lo[q, 0] - y0, 0.0, y0 - hi[q, 0])
+                e1 = max(lo[q, 1] - y1, 0.0, y1 - hi[q, 1])
+                e2 = max(lo[q, 2] - y2, 0.0, y2 - hi[q, 2])
+                if e0 * e0 + e1 * e1 + e2 * e2 >= pair_r[k] * pair_r[k]:
                     for m in range(n):
                         out_d[bb, start + m] = -1.0
                     continue
@@ -183,15 +200,19 @@ class PointsVsLinks(torch.autograd.Function):
     """d (B, P): max over links of the distance of world points to the posed link grids."""
 
     @staticmethod
-    def forward(ctx, points, R, t, static, outside):  # type: ignore[override]
+    def forward(ctx, points, R, t, static, outside, clusters):  # type: ignore[override]
         gid, sc, sr2, lo, hi, data, meta = static
         B, P = points.shape[:2]
+        if clusters is None:  # one cluster of everything
+            cl = (np.zeros((B, 1), np.int64), np.full((B, 1), P, np.int64), np.zeros((B, 1, 3)), np.full((B, 1), 1e9))
+        else:
+            cl = tuple(np.ascontiguousarray(x) for x in clusters)
         dt = np.float64 if points.dtype == torch.float64 else np.float32
         pts, Rn, tn = _np(points).astype(dt, copy=False), _np(R).astype(dt, copy=False), _np(t).astype(dt, copy=False)
         d = np.empty((B, P), dt)
         arg = np.empty((B, P), np.int32)
         grad = np.zeros((B, P, 3), dt)
-        points_vs_links(pts, Rn, tn, gid, sc, sr2, lo, hi, data, meta, float(outside), d, arg, grad)
+        points_vs_links(pts, Rn, tn, gid, sc, sr2, lo, hi, data, meta, float(outside), *cl, d, arg, grad)
         ctx.save_for_backward(points, R, t)
         ctx.arrays = (arg, grad)
         return torch.from_numpy(d)
@@ -203,15 +224,16 @@ class PointsVsLinks(torch.autograd.Function):
         pts, Rn, tn = _np(points), _np(R), _np(t)
         gR, gt, gp = np.zeros_like(Rn), np.zeros_like(tn), np.zeros_like(pts)
         points_vs_links_backward(pts, Rn, tn, arg, grad.astype(pts.dtype, copy=False), _np(upstream).astype(pts.dtype, copy=False), gR, gt, gp)
-        return torch.from_numpy(gp), torch.from_numpy(gR), torch.from_numpy(gt), None, None
+        return torch.from_numpy(gp), torch.from_numpy(gR), torch.from_numpy(gt), None, None, None
 
 
 class SamplesVsLinks(torch.autograd.Function):
-    """d (B, N): distance of each self-collision item (a link-a sample vs link b's grid), -1 if not near."""
+    """d (B, N): distance of each self-collision item (a link-a sample vs link b's grid), -1 if not
+    near; with ``reduce``, the energy sum_i max(0, d_i) (B,) instead (no (B, N) tensors for autograd)."""
 
     @staticmethod
-    def forward(ctx, R, t, static):  # type: ignore[override]
-        (s_local, pair_a, pair_b, pair_start, pair_len, sa_c, sa_r, grid_of_link, sc, sr2, lo, hi, data, meta, item_a, item_b) = static
+    def forward(ctx, R, t, static, reduce=False):  # type: ignore[override]
+        (s_local, pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, item_a, item_b) = static
         B = R.shape[0]
         N = s_local.shape[0]
         dt = np.float64 if R.dtype == torch.float64 else np.float32
@@ -219,9 +241,12 @@ class SamplesVsLinks(torch.autograd.Function):
         d = np.empty((B, N), dt)
         grad = np.zeros((B, N, 3), dt)
         world = np.zeros((B, N, 3), dt)
-        samples_vs_links(Rn, tn, s_local.astype(dt, copy=False), pair_a, pair_b, pair_start, pair_len, sa_c, sa_r, grid_of_link, sc, sr2, lo, hi, data, meta, d, grad, world)
+        samples_vs_links(Rn, tn, s_local.astype(dt, copy=False), pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, d, grad, world)
         ctx.save_for_backward(R, t)
         ctx.arrays = (d, grad, world, s_local.astype(dt, copy=False), item_a, item_b)
+        ctx.reduce = reduce
+        if reduce:
+            return torch.from_numpy(np.maximum(d, 0.0).sum(1))
         return torch.from_numpy(d)
 
     @staticmethod
@@ -230,5 +255,8 @@ class SamplesVsLinks(torch.autograd.Function):
         d, grad, world, s_local, item_a, item_b = ctx.arrays
         Rn, tn = _np(R), _np(t)
         gR, gt = np.zeros_like(Rn), np.zeros_like(tn)
-        samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, _np(upstream).astype(Rn.dtype, copy=False), gR, gt)
-        return torch.from_numpy(gR), torch.from_numpy(gt), None
+        up = _np(upstream).astype(Rn.dtype, copy=False)
+        if ctx.reduce:  # d(sum relu)/d d_i = 1 where d_i > 0
+            up = np.where(d > 0, up[:, None], 0.0).astype(Rn.dtype)
+        samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, up, gR, gt)
+        return torch.from_numpy(gR), torch.from_numpy(gt), None, None

@@ -96,6 +96,8 @@ def load_hand_description(name_or_path: str | Path, options: BuildOptions | None
     return _build_cached(path, path.parent, path.stem, options, use_cache)
 
 
-def load_hand(name_or_path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> HandModel:
+def load_hand(name_or_path: str | Path, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32,
+              self_collision_points_per_link: int = 128) -> HandModel:
     """Load a hand and put it on ``device`` (see :func:`load_hand_description`)."""
-    return HandModel(load_hand_description(name_or_path), device=device, dtype=dtype)
+    return HandModel(load_hand_description(name_or_path), device=device, dtype=dtype,
+                     self_collision_points_per_link=self_collision_points_per_link)

@@ -17,6 +17,24 @@ from . import _collision_kernels as _kernels
 from .kinematics import LinkPoses, TorchKinematics, point_jacobian
 
 
+def _spatial_clusters(points: np.ndarray, links: np.ndarray, per_cluster: int = 16, iterations: int = 10) -> np.ndarray:
+    """Cluster id (N,) of each point, clustering each link's points separately (deterministic k-means,
+    farthest-point initialisation), about ``per_cluster`` points each."""
+    from ..geometry.sampling import farthest_point_sampling
+
+    out = np.zeros(len(points), np.int64)
+    for l in np.unique(links):
+        idx = np.flatnonzero(links == l)
+        k = max(1, int(np.ceil(len(idx) / per_cluster)))
+        p = points[idx]
+        centres = p[farthest_point_sampling(p, k)]
+        for _ in range(iterations):
+            lab = ((p[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+            centres = np.stack([p[lab == c].mean(0) if np.any(lab == c) else centres[c] for c in range(k)])
+        out[idx] = ((p[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    return out
+
+
 @dataclass
 class HandState:
     """FK of a batch of hand poses: link rotations (B, L, 3, 3) and positions (B, L, 3)."""
@@ -37,7 +55,7 @@ class HandModel:
         description: HandDescription,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
-        self_collision_points_per_link: int = 48,
+        self_collision_points_per_link: int = 128,
     ):
         self.description = d = description
         self.device = torch.device(device)
@@ -115,25 +133,27 @@ class HandModel:
                 touching.add((int(b_), int(a_)))
         ok = np.array([(int(a_), int(b_)) not in touching for a_, b_ in zip(pts_link[pp], pl)], bool)
         pp, pl = pp[ok], pl[ok]
-        order = np.lexsort((pp, pl, pts_link[pp]))  # group items by (link a, link b)
+        # Kernel layout: samples of each link split into small spatial clusters (k-means), items
+        # grouped by (link a, cluster, link b) so the broad phase rejects whole clusters at once.
+        cluster = _spatial_clusters(pts_local, pts_link, per_cluster=16)
+        order = np.lexsort((pp, pl, cluster[pp], pts_link[pp]))
         pp, pl = pp[order], pl[order]
         self.self_pair_point = torch.as_tensor(pp, **kw)
         self.self_pair_link = torch.as_tensor(pl, **kw)
         self.self_collision_excluded = sorted((tree.link_names[a_], tree.link_names[b_]) for a_, b_ in touching if a_ < b_)
-        # kernel layout: one range of items per (a, b) pair, and each link's sample bounding sphere
         ia = pts_link[pp]
-        keys = ia * L + pl
+        keys = (ia * (cluster.max() + 1) + cluster[pp]) * L + pl
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         lens = np.diff(np.r_[starts, len(keys)])
-        sa_c = np.zeros((L, 3))
-        sa_r = np.zeros(L)
-        for l in np.unique(pts_link):
-            q = pts_local[pts_link == l]
-            sa_c[l] = q.mean(0)
-            sa_r[l] = np.linalg.norm(q - sa_c[l], axis=1).max() + 1e-6
+        pair_c = np.zeros((len(starts), 3))
+        pair_r = np.zeros(len(starts))
+        for k, (s0, n) in enumerate(zip(starts, lens)):
+            q = pts_local[pp[s0:s0 + n]]
+            pair_c[k] = (q.min(0) + q.max(0)) / 2
+            pair_r[k] = np.linalg.norm(q - pair_c[k], axis=1).max() + 1e-6
         self._self_static = (
             np.ascontiguousarray(pts_local[pp], dtype=np.float64), ia[starts].astype(np.int64), pl[starts].astype(np.int64),
-            starts.astype(np.int64), lens.astype(np.int64), sa_c, sa_r, d.link_grid.astype(np.int64),
+            starts.astype(np.int64), lens.astype(np.int64), pair_c, pair_r, d.link_grid.astype(np.int64),
         )
         self._self_items = (ia.astype(np.int64), pl.astype(np.int64))
 
@@ -166,12 +186,15 @@ class HandModel:
 
     def _self_depths(self, state: HandState) -> torch.Tensor:
         if self.self_pair_point.numel() and self.use_kernels and state.pose.device.type == "cpu":
-            static = self._self_static + self._static[1:] + self._self_items
+            static = self._self_static + self._static[3:] + self._self_items
             return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static)
         return self._pair_depths(state, self.self_pair_point, self.self_pair_link)
 
     def self_penetration(self, state: HandState) -> torch.Tensor:
         """Self-penetration energy (B,): sum of the depths (m) of link surface samples inside other links."""
+        if self.self_pair_point.numel() and self.use_kernels and state.pose.device.type == "cpu":
+            static = self._self_static + self._static[3:] + self._self_items
+            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static, True)
         return self._self_depths(state).clamp_min(0).sum(-1)
 
     def self_penetration_depth(self, state: HandState) -> torch.Tensor:
@@ -237,19 +260,21 @@ class HandModel:
         return self._to_world(state, self.surface_points_local, self.surface_links)
 
     # -- collision ----------------------------------------------------------------------------
-    def signed_distance(self, state: HandState, points: torch.Tensor, outside: float = -0.01) -> torch.Tensor:
+    def signed_distance(self, state: HandState, points: torch.Tensor, outside: float = -0.01, clusters=None) -> torch.Tensor:
         """Signed distance (B, P) of world ``points`` (B, P, 3) to the hand's collision geometry
         (positive inside, m), the max over links. Points farther than a link grid's margin from
         every link read ``outside`` or less; the inside (penetration) values are the accurate ones.
 
         Broad phase: each link's grid box is enclosed by a sphere; only (point, link) pairs inside
-        the sphere are moved into the link frame, box-tested and looked up.
+        the sphere are moved into the link frame, box-tested and looked up. ``clusters`` (optional,
+        CPU kernels): per grasp (start (B, C), length (B, C), centre (B, C, 3), radius (B, C)) of
+        spatial clusters of the points, so whole clusters far from a link are skipped.
         """
         B, P, _ = points.shape
         links = self.collision_links
         gid = self.collision_grid
         if self.use_kernels and points.device.type == "cpu":
-            return _kernels.PointsVsLinks.apply(points, state.links.rot[:, links], state.links.pos[:, links], self._static, outside)
+            return _kernels.PointsVsLinks.apply(points, state.links.rot[:, links], state.links.pos[:, links], self._static, outside, clusters)
         R = state.links.rot[:, links]  # (B, G, 3, 3)
         t = state.links.pos[:, links]
         centers = (R @ self._sphere_center[gid][None, :, :, None]).squeeze(-1) + t  # (B, G, 3)
@@ -268,9 +293,9 @@ class HandModel:
         d = self.atlas.query(local, gid[g])
         return out.scatter_reduce(0, b * P + p, d, reduce="amax", include_self=True).view(B, P)
 
-    def penetration_depth(self, state: HandState, points: torch.Tensor) -> torch.Tensor:
+    def penetration_depth(self, state: HandState, points: torch.Tensor, clusters=None) -> torch.Tensor:
         """max(0, depth) (B, P) of ``points`` (B, P, 3) inside the hand, m."""
-        return self.signed_distance(state, points).clamp_min(0)
+        return self.signed_distance(state, points, clusters=clusters).clamp_min(0)
 
     # -- poses ---------------------------------------------------------------------------------
     def canonical_pose(self, batch: int = 1) -> torch.Tensor:
