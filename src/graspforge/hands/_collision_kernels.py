@@ -211,7 +211,7 @@ class PointsVsLinks(torch.autograd.Function):
         pts, Rn, tn = _np(points).astype(dt, copy=False), _np(R).astype(dt, copy=False), _np(t).astype(dt, copy=False)
         d = np.empty((B, P), dt)
         arg = np.empty((B, P), np.int32)
-        grad = np.zeros((B, P, 3), dt)
+        grad = np.empty((B, P, 3), dt)  # written (and later read) only where arg >= 0
         points_vs_links(pts, Rn, tn, gid, sc, sr2, lo, hi, data, meta, float(outside), *cl, d, arg, grad)
         ctx.save_for_backward(points, R, t)
         ctx.arrays = (arg, grad)
@@ -239,8 +239,8 @@ class SamplesVsLinks(torch.autograd.Function):
         dt = np.float64 if R.dtype == torch.float64 else np.float32
         Rn, tn = _np(R).astype(dt, copy=False), _np(t).astype(dt, copy=False)
         d = np.empty((B, N), dt)
-        grad = np.zeros((B, N, 3), dt)
-        world = np.zeros((B, N, 3), dt)
+        grad = np.empty((B, N, 3), dt)  # written (and later read) only where d > -1
+        world = np.empty((B, N, 3), dt)
         samples_vs_links(Rn, tn, s_local.astype(dt, copy=False), pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, d, grad, world)
         ctx.save_for_backward(R, t)
         ctx.arrays = (d, grad, world, s_local.astype(dt, copy=False), item_a, item_b)
