@@ -223,3 +223,31 @@ def test_cuda_matches_cpu(families):
     gpu = solve_box_qp(G.cuda().float())
     assert gpu.l.is_cuda and gpu.converged.all()
     torch.testing.assert_close(gpu.value.cpu().double(), cpu.value, rtol=1e-5, atol=0)
+
+
+def test_numba_and_torch_paths_agree():
+    """The CPU kernel runs the same iteration as the pure-torch path (used on GPUs)."""
+    import graspforge.energy.qp as qp_mod
+    from graspforge.energy.force_closure import grasp_matrix
+
+    if not qp_mod._qp_numba.HAVE_NUMBA:
+        pytest.skip("numba not installed")
+    g = torch.Generator().manual_seed(5)
+    p = torch.nn.functional.normalize(torch.randn(64, 12, 3, generator=g, dtype=torch.float64), dim=-1) * 0.04
+    n = torch.nn.functional.normalize(p + 0.3 * torch.randn(64, 12, 3, generator=g, dtype=torch.float64), dim=-1)
+    G = grasp_matrix(p, n, torch.zeros(3, dtype=torch.float64))
+    G[3, 0, 0] = float("nan")
+    ws = torch.full((64, 48), 3.0, dtype=torch.float64)
+    ws[::2] = float("nan")
+    out = []
+    try:
+        for flag in (True, False):
+            qp_mod._qp_numba.HAVE_NUMBA = flag
+            out.append((qp_mod.solve_box_qp(G), qp_mod.solve_box_qp(G, warm_start=ws)))
+    finally:
+        qp_mod._qp_numba.HAVE_NUMBA = True
+    for a, b in zip(out[0], out[1]):
+        assert torch.equal(a.finite, b.finite) and torch.equal(a.converged, b.converged)
+        torch.testing.assert_close(a.value, b.value, rtol=1e-12, atol=0)
+        torch.testing.assert_close(a.l, b.l, rtol=1e-9, atol=1e-9)
+        assert torch.equal(a.iterations, b.iterations)

@@ -38,7 +38,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from . import _qp_numba
 
 __all__ = ["BoxQPResult", "solve_box_qp"]
 
@@ -245,6 +248,20 @@ def _solve(G, lower, upper, eps, warm_start, rtol, max_iter) -> BoxQPResult:
     Gd = G.detach().to(f64)
     finite = torch.isfinite(Gd).flatten(1).all(1)
     Gd = Gd.masked_fill(~finite[:, None, None], 0.0)  # those rows: G = 0, solved trivially, flagged
+    if dev.type == "cpu" and _qp_numba.HAVE_NUMBA and B:
+        # the same iteration, problem by problem in a compiled loop (see _qp_numba)
+        G_np = Gd.contiguous().numpy()
+        if warm_start is not None:
+            ws = warm_start.detach().to(f64).contiguous().numpy()
+            use_ws = np.isfinite(ws).all(1)
+        else:
+            ws, use_ws = np.zeros((B, M)), np.zeros(B, bool)
+        l_np, y_np = np.empty((B, M)), np.empty((B, R))
+        it_np, cv_np = np.empty(B, np.int64), np.empty(B, np.bool_)
+        _qp_numba.solve_batch(G_np, lower, upper, eps, np.nan_to_num(ws), use_ws, rtol, max_iter, l_np, y_np, it_np, cv_np)
+        l_out, y_out = torch.from_numpy(l_np), torch.from_numpy(y_np)
+        l_out.masked_fill_(~finite[:, None], lower)
+        return _result(Gd, l_out, y_out, torch.from_numpy(it_np), torch.from_numpy(cv_np), finite, lower, upper, eps, out_dtype)
 
     # Cold start y = 0 (l = lower everywhere); the first line search then takes a damped step (a
     # full step to the all-at-lower piece maximiser overshoots badly).
@@ -294,7 +311,11 @@ def _solve(G, lower, upper, eps, warm_start, rtol, max_iter) -> BoxQPResult:
     batch.iters.masked_fill_(act, max_iter)  # the rows still going used every iteration
     flush(torch.ones_like(act))
     l_out.masked_fill_(~finite[:, None], lower)
+    return _result(Gd, l_out, y_out, iters, conv, finite, lower, upper, eps, out_dtype)
 
+
+def _result(Gd, l_out, y_out, iters, conv, finite, lower, upper, eps, out_dtype) -> BoxQPResult:
+    dev, f64 = Gd.device, torch.float64
     # Final quantities from the returned l, for every problem at once.
     w = _mv(Gd, l_out)
     value = 0.5 * w.square().sum(1) + 0.5 * eps * l_out.square().sum(1)
