@@ -53,8 +53,26 @@ def fk_timing(batch: int) -> dict:
         with torch.no_grad():
             m.all_contact_candidates(m.forward_kinematics(pose))
 
-    return {
+    def fk_only():
+        with torch.no_grad():
+            m.forward_kinematics(pose)
+
+    out = {}
+    urdf = Path(__file__).resolve().parents[2] / "shared" / "assets" / "hands" / "allegro" / "allegro_hand.urdf"
+    if urdf.is_file():  # the same FK through pytorch_kinematics, for scale
+        import pytorch_kinematics as pk
+
+        chain = pk.build_chain_from_urdf(urdf.read_text())
+        q = pose[:, 9:].clone()
+
+        def pk_fk():
+            with torch.no_grad():
+                chain.forward_kinematics(q)
+
+        out["pytorch_kinematics_fk_ms"] = round(_time(pk_fk), 3)
+    return out | {
         "hand": "allegro", "batch": batch, "contacts": 12,
+        "fk_ms": round(_time(fk_only), 3),
         "fk_contacts_ms": round(_time(fwd), 3),
         "fk_contacts_fwd_bwd_ms": round(_time(fwd_bwd), 3),
         "fk_all_92_candidates_ms": round(_time(all_candidates), 3),
