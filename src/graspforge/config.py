@@ -138,7 +138,9 @@ class GenerateConfig:
     grasps: int = 32  # per object
     seed: int = 0
     device: str = "cpu"
-    threads: int = 0  # 0: torch's default
+    # CPU threads for torch and the kernels. 1 by default: an optimiser step is many small ops, which
+    # a second thread slows down (and a busy second core slows down a lot); 0 = torch's default
+    threads: int = 1
     out: str = "grasps"
     resume: bool = False
     energy: EnergyConfig = field(default_factory=EnergyConfig)

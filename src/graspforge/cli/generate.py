@@ -92,6 +92,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.grasp_type:
         cfg.grasp_type = ",".join(args.grasp_type)
     types = [t for t in cfg.grasp_type.replace(",", " ").split() if t]
+    if args.threads_global is not None:
+        cfg.threads = args.threads_global
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = torch.device(cfg.device)

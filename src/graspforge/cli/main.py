@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="graspforge", description="Synthesise diverse, physically valid grasps for robot hands.")
     p.add_argument("--version", action="version", version=f"graspforge {__version__}")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch/numba (default: torch's choice)")
+    p.add_argument("--threads", dest="threads_global", type=int, default=None,
+                   help="CPU threads for torch and the numba kernels (generate defaults to 1; see its config)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     generate_cmd.add_parser(sub)
     hands_cmd.add_parser(sub)
@@ -28,12 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.threads is not None:
+    if args.threads_global is not None:
         import torch
 
-        if args.threads < 1:
+        if args.threads_global < 1:
             parser.error("--threads must be >= 1")
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads_global)
     try:
         return int(args.func(args) or 0)
     except GraspforgeError as e:
