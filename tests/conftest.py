@@ -30,3 +30,20 @@ def need_shared(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"shared assets not found at {path}")
     return path
+
+
+def corrupt_bytes(raw: bytes, data) -> bytes:
+    """A hypothesis-drawn corruption of a file's bytes: truncated, bits flipped, emptied or replaced."""
+    from hypothesis import strategies as st
+
+    raw = bytearray(raw)
+    how = data.draw(st.sampled_from(["truncate", "flip", "empty", "random"]))
+    if how == "truncate":
+        return bytes(raw[: data.draw(st.integers(0, len(raw) - 1))])
+    if how == "flip":
+        for _ in range(data.draw(st.integers(1, 30))):
+            raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+        return bytes(raw)
+    if how == "empty":
+        return b""
+    return data.draw(st.binary(max_size=300))

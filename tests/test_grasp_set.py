@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
+from conftest import corrupt_bytes
 from graspforge.dataset.grasp_set import FORMAT_VERSION, TERM_KEYS, GraspSet, GraspSetError
 
 
@@ -71,16 +71,7 @@ def test_pickled_arrays_are_never_loaded(tmp_path):
 def test_corrupted_files_raise_grasp_set_error(tmp_path, data):
     p = tmp_path / "g.npz"
     make_set().save(p)
-    raw = bytearray(p.read_bytes())
-    how = data.draw(st.sampled_from(["truncate", "flip", "random"]))
-    if how == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
-    elif how == "flip":
-        for _ in range(data.draw(st.integers(1, 30))):
-            raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
-    else:
-        raw = bytearray(data.draw(st.binary(max_size=300)))
-    p.write_bytes(bytes(raw))
+    p.write_bytes(corrupt_bytes(p.read_bytes(), data))
     try:
         g = GraspSet.load(p)
     except GraspSetError as e:

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import HANDS_DIR, need_shared
+from conftest import HANDS_DIR, corrupt_bytes, need_shared
 from graspforge.errors import GraspforgeError, HandLoadError
 from graspforge.hands import HandDescription, load_hand_description
 from graspforge.hands.mjcf import parse_mjcf
@@ -112,17 +112,7 @@ def test_corrupted_hand_folder(tmp_path, data):
         shutil.rmtree(dst)
     shutil.copytree(src, dst)
     target = dst / data.draw(st.sampled_from(["hand.json", "geometry.npz"]))
-    raw = bytearray(target.read_bytes())
-    how = data.draw(st.sampled_from(["truncate", "flip", "empty"]))
-    if how == "truncate":
-        raw = raw[: data.draw(st.integers(0, len(raw) - 1))]
-    elif how == "flip":
-        for _ in range(data.draw(st.integers(1, 20))):
-            i = data.draw(st.integers(0, len(raw) - 1))
-            raw[i] ^= 0xFF
-    else:
-        raw = bytearray()
-    target.write_bytes(bytes(raw))
+    target.write_bytes(corrupt_bytes(target.read_bytes(), data))
     try:
         d = HandDescription.load(dst)
     except HandLoadError as e:
