@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import corrupt_bytes
 from graspforge.dataset.grasp_set import FORMAT_VERSION, TERM_KEYS, GraspSet, GraspSetError
