@@ -9,20 +9,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..geometry.sampling import kmeans
 from ..objects import ObjectModel
 
 
 def _cluster(points: np.ndarray, k: int, iterations: int = 8):
-    """Deterministic k-means of ``points`` (P, 3): a permutation grouping clusters, and per cluster
+    """Spatial clusters of ``points`` (P, 3): a permutation grouping them, and per cluster
     (start, length, centre, radius) arrays."""
-    from ..geometry.sampling import farthest_point_sampling
-
-    k = max(1, min(k, len(points)))
-    centres = points[farthest_point_sampling(points, k)]
-    for _ in range(iterations):
-        lab = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-        centres = np.stack([points[lab == c].mean(0) if np.any(lab == c) else centres[c] for c in range(k)])
-    lab = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+    lab, centres = kmeans(points, k, iterations)
+    k = len(centres)
     order = np.argsort(lab, kind="stable")
     lens = np.bincount(lab, minlength=k)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])

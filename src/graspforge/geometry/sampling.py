@@ -49,3 +49,15 @@ def farthest_point_sampling(points: np.ndarray | torch.Tensor, count: int, start
         dist = torch.minimum(dist, ((p - p[cur]) ** 2).sum(1))
         cur = int(torch.argmax(dist))
     return idx
+
+
+def kmeans(points: np.ndarray, k: int, iterations: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic k-means of ``points`` (N, 3) from a farthest-point start: labels (N,) and
+    centres (k, 3). ``k`` is capped at N. Used to group points spatially for broad phases."""
+    points = np.asarray(points, np.float64)
+    k = max(1, min(int(k), len(points)))
+    centres = points[farthest_point_sampling(points, k)]
+    for _ in range(iterations):
+        lab = ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        centres = np.stack([points[lab == c].mean(0) if np.any(lab == c) else centres[c] for c in range(k)])
+    return ((points[:, None] - centres[None]) ** 2).sum(-1).argmin(1), centres

@@ -12,26 +12,18 @@ import numpy as np
 import torch
 
 from ..geometry.atlas import GridAtlas
+from ..geometry.sampling import kmeans
 from .description import HandDescription
 from . import _collision_kernels as _kernels
 from .kinematics import LinkPoses, TorchKinematics, point_jacobian
 
 
 def _spatial_clusters(points: np.ndarray, links: np.ndarray, per_cluster: int = 16, iterations: int = 10) -> np.ndarray:
-    """Cluster id (N,) of each point, clustering each link's points separately (deterministic k-means,
-    farthest-point initialisation), about ``per_cluster`` points each."""
-    from ..geometry.sampling import farthest_point_sampling
-
+    """Cluster id (N,) of each point, clustering each link's points separately, ~``per_cluster`` each."""
     out = np.zeros(len(points), np.int64)
     for l in np.unique(links):
         idx = np.flatnonzero(links == l)
-        k = max(1, int(np.ceil(len(idx) / per_cluster)))
-        p = points[idx]
-        centres = p[farthest_point_sampling(p, k)]
-        for _ in range(iterations):
-            lab = ((p[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
-            centres = np.stack([p[lab == c].mean(0) if np.any(lab == c) else centres[c] for c in range(k)])
-        out[idx] = ((p[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        out[idx] = kmeans(points[idx], int(np.ceil(len(idx) / per_cluster)), iterations)[0]
     return out
 
 
@@ -221,34 +213,31 @@ class HandModel:
         return HandState(pose, self.kinematics.forward_pose(pose))
 
     @staticmethod
-    def _to_world(state: HandState, local: torch.Tensor, links: torch.Tensor, vectors: bool = False) -> torch.Tensor:
-        # local (K, 3) or (B, K, 3) attached to links (K,) or (B, K) -> world (B, K, 3)
-        B = state.batch_size
+    def _frames(state: HandState, links: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotations (B, K, 3, 3) and positions (B, K, 3) of ``links`` (K,) or (B, K)."""
         if links.dim() == 1:
-            R = state.links.rot[:, links]
-            t = state.links.pos[:, links]
-        else:
-            bi = torch.arange(B, device=links.device)[:, None]
-            R, t = state.links.rot[bi, links], state.links.pos[bi, links]
-        if local.dim() == 2:
-            local = local.expand(B, *local.shape) if links.dim() == 2 else local[None].expand(B, *local.shape)
-        out = (R @ local[..., None]).squeeze(-1)
-        return out if vectors else out + t
+            return state.links.rot[:, links], state.links.pos[:, links]
+        bi = torch.arange(state.batch_size, device=links.device)[:, None]
+        return state.links.rot[bi, links], state.links.pos[bi, links]
+
+    @classmethod
+    def _to_world(cls, state: HandState, local: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
+        # points local (K, 3) or (B, K, 3) attached to links (K,) or (B, K) -> world (B, K, 3)
+        R, t = cls._frames(state, links)
+        return (R @ local[..., None]).squeeze(-1) + t
+
+    def _points_and_normals(self, state: HandState, points: torch.Tensor, normals: torch.Tensor, links: torch.Tensor):
+        R, t = self._frames(state, links)  # one gather serves both
+        return (R @ points[..., None]).squeeze(-1) + t, (R @ normals[..., None]).squeeze(-1)
 
     def contact_points(self, state: HandState, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """World contact points and outward normals (B, K, 3) for candidate ``indices`` (B, K)."""
-        links = self.contact_links[indices]
-        bi = torch.arange(state.batch_size, device=indices.device)[:, None]
-        p = self._to_world(state, self.contact_points_local[indices], links)
-        n = self._to_world(state, self.contact_normals_local[indices], links, vectors=True)
-        del bi
-        return p, n
+        return self._points_and_normals(state, self.contact_points_local[indices], self.contact_normals_local[indices],
+                                        self.contact_links[indices])
 
     def all_contact_candidates(self, state: HandState) -> tuple[torch.Tensor, torch.Tensor]:
         """World positions and normals of every candidate, (B, C, 3) each."""
-        p = self._to_world(state, self.contact_points_local, self.contact_links)
-        n = self._to_world(state, self.contact_normals_local, self.contact_links, vectors=True)
-        return p, n
+        return self._points_and_normals(state, self.contact_points_local, self.contact_normals_local, self.contact_links)
 
     def contact_jacobian(self, state: HandState, indices: torch.Tensor) -> torch.Tensor:
         """Analytic d(contact point)/d(actuated joints), (B, K, 3, D), for candidate ``indices`` (B, K)."""
