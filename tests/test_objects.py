@@ -367,6 +367,10 @@ def test_load_objects_expands_a_folder(tmp_path):
     with pytest.warns(UserWarning, match="broken.obj"):
         assert len(load_objects(tmp_path / "objs", skip_unloadable=True)) == 2
     assert [o.name for o in load_objects(["box", "sphere:radius=0.02"])] == ["box", "sphere"]
+    # folders inside a list are expanded too (generate --object DIR box), a YCB folder stays one object
+    (tmp_path / "objs" / "broken.obj").unlink()
+    mixed = load_objects([tmp_path / "objs", "box", ycb_like])
+    assert [o.name for o in mixed] == ["ball", "thing", "box", "thing"]
     (tmp_path / "nothing").mkdir()
     with pytest.raises(MeshLoadError, match="no mesh"):
         load_objects(tmp_path / "nothing")

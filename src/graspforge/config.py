@@ -162,6 +162,136 @@ class GenerateConfig:
         return self
 
 
+PROTOCOLS = ("strict", "reference")
+DIRECTIONS = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1), "0": (0, 0, 0)}
+
+
+@dataclass
+class PhysicsConfig:
+    """A MuJoCo grasp test (METHOD.md s. 8); the defaults are the ``strict`` protocol.
+
+    A grasp is executed pre-grasp -> grasp -> squeeze (joint targets ramped linearly), then each
+    *phase* restarts from the squeezed state and applies the pulls of ``phases`` in turn (``"+x"``,
+    ``"-z"``, ``"0"`` for none; ``pull_seconds`` each) to the object, along the axes of the object's
+    mesh frame. A phase holds when the object stays within ``max_translation`` and
+    ``max_rotation_deg`` of where it started. ``success_rule``: ``"all"`` phases must hold, or
+    ``"any"``. With ``trials`` > 1, trial k > 0 starts with the object shifted ``trial_jitter`` m in a
+    seeded random direction (MuJoCo is deterministic: identical trials would agree) and a grasp
+    succeeds when at least ``pass_fraction`` of its trials pass.
+    """
+
+    protocol: str = "strict"
+    timestep: float = 0.004  # s
+    integrator: str = "implicitfast"
+    cone: str = "elliptic"
+    noslip_iterations: int = 2
+    impratio: float = 10.0
+    condim: int = 4
+    friction: float = 0.6  # sliding
+    torsional_friction: float = 0.02  # m
+    object_mass: float = 0.1  # kg
+    gravity: bool = False
+    force: float = 1.0  # N, 10 x mass
+    grasp_seconds: float = 0.4
+    squeeze_seconds: float = 0.4
+    pull_seconds: float = 2.0
+    phases: list[str] = field(default_factory=lambda: ["+x", "-x", "+y", "-y", "+z", "-z"])
+    success_rule: str = "all"
+    max_translation: float = 0.05  # m
+    max_rotation_deg: float = 15.0
+    max_initial_penetration: float = 0.01  # m, at the pre-grasp or grasp configuration
+    trials: int = 1
+    trial_jitter: float = 0.0  # m
+    pass_fraction: float = 0.5
+    check_every: float = 0.05  # s between displacement checks (a failed phase stops early)
+    stop_at_first_failure: bool = True  # skip the remaining phases once the result is known
+    # Hand actuation: position servos on every actuated joint; the armature keeps light links stable
+    # at the 4 ms step; kv is critical damping for the armature.
+    kp_revolute: float = 5.0  # N m / rad
+    kp_prismatic: float = 500.0  # N / m
+    armature_revolute: float = 0.01  # kg m^2
+    armature_prismatic: float = 0.1  # kg
+    hand_density: float = 1000.0  # kg / m^3, link masses from their collision geometry
+    open_pose_touch: float = 0.0005  # m, link pairs closer than this in the open pose never collide
+
+    def validate(self) -> "PhysicsConfig":
+        if self.integrator not in ("euler", "implicit", "implicitfast", "rk4"):
+            raise ConfigError(f"physics.integrator {self.integrator!r}: euler, implicit, implicitfast or rk4")
+        if self.cone not in ("elliptic", "pyramidal"):
+            raise ConfigError("physics.cone must be elliptic or pyramidal")
+        if self.condim not in (1, 3, 4, 6):
+            raise ConfigError("physics.condim must be 1, 3, 4 or 6")
+        if self.success_rule not in ("all", "any"):
+            raise ConfigError("physics.success_rule must be all or any")
+        for name in ("timestep", "object_mass", "pull_seconds", "max_translation", "max_rotation_deg", "check_every",
+                     "kp_revolute", "kp_prismatic", "hand_density"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"physics.{name} must be > 0")
+        for name in ("force", "grasp_seconds", "squeeze_seconds", "max_initial_penetration", "trial_jitter", "friction",
+                     "torsional_friction", "armature_revolute", "armature_prismatic", "impratio", "open_pose_touch"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"physics.{name} must be >= 0")
+        if self.trials < 1 or not 0 < self.pass_fraction <= 1 or self.noslip_iterations < 0:
+            raise ConfigError("physics: trials >= 1, pass_fraction in (0, 1], noslip_iterations >= 0")
+        if not self.phases:
+            raise ConfigError("physics.phases is empty")
+        for ph in self.phases:
+            bad = [d for d in ph.split() if d not in DIRECTIONS]
+            if bad or not ph.split():
+                raise ConfigError(f"physics.phases: {ph!r} is not a list of pulls among {', '.join(DIRECTIONS)}")
+        return self
+
+
+def physics_protocol(name: str) -> PhysicsConfig:
+    """The named protocol: ``strict`` (DexGraspBench-like) or ``reference`` (GraspQP's Isaac Lab test)."""
+    if name == "strict":
+        return PhysicsConfig()
+    if name == "reference":
+        # METHOD.md s. 8: 0.2 kg, friction 1.0, 3 N pulls along +-z, +-x, +-y, 0.5 s each in three
+        # 1.5 s phases reset between them, fail beyond 3 cm, a trial passes if ANY phase held, a grasp
+        # is good if >= 50 % of 2 trials pass. No rotation limit and no penetration gate are stated.
+        return PhysicsConfig(
+            protocol="reference", friction=1.0, object_mass=0.2, force=3.0, pull_seconds=0.5,
+            phases=["+z -z 0", "+x -x 0", "+y -y 0"], success_rule="any", max_translation=0.03,
+            max_rotation_deg=360.0, max_initial_penetration=1.0, trials=2, trial_jitter=0.001,
+        )
+    raise ConfigError(f"unknown protocol {name!r}; choose one of {', '.join(PROTOCOLS)}")
+
+
+@dataclass
+class MetricsConfig:
+    """Diversity metrics (METHOD.md s. 8): unique-grasp quantisation and entropy histograms."""
+
+    ugr_position: float = 0.02  # m
+    ugr_orientation_deg: float = 5.0  # per Euler xyz angle
+    ugr_joint: float = 0.2  # rad (or m for prismatic joints)
+    entropy_bins: int = 32
+    position_range: float = 0.1  # m, +- per axis for the position entropy
+
+    def validate(self) -> "MetricsConfig":
+        if not (self.ugr_position > 0 and self.ugr_orientation_deg > 0 and self.ugr_joint > 0 and self.position_range > 0):
+            raise ConfigError("metrics: quantisation steps and position_range must be > 0")
+        if self.entropy_bins < 2:
+            raise ConfigError("metrics.entropy_bins must be >= 2")
+        return self
+
+
+@dataclass
+class EvaluateConfig:
+    """Everything ``graspforge evaluate`` needs."""
+
+    physics: PhysicsConfig = field(default_factory=PhysicsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    workers: int = 0  # processes; 0 = one per CPU core
+
+    def validate(self) -> "EvaluateConfig":
+        if self.workers < 0:
+            raise ConfigError("workers must be >= 0")
+        self.physics.validate()
+        self.metrics.validate()
+        return self
+
+
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
@@ -219,9 +349,10 @@ def _coerce(v: Any, cur: Any, where: str) -> Any:
     return v
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> GenerateConfig:
-    """Defaults, then a TOML file, then ``overrides`` (nested dict or dotted keys), validated."""
-    cfg = GenerateConfig()
+def load_config(path: str | Path | None = None, overrides: dict | None = None, base: Any = None) -> Any:
+    """``base`` (default: a fresh :class:`GenerateConfig`), then a TOML file, then ``overrides``
+    (nested dict or dotted keys), validated."""
+    cfg = GenerateConfig() if base is None else base
     if path is not None:
         p = Path(path)
         try:

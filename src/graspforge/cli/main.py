@@ -10,6 +10,7 @@ from ..errors import GraspforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import evaluate as evaluate_cmd
     from . import generate as generate_cmd
     from . import hands as hands_cmd
 
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for torch and the numba kernels (generate defaults to 1; see its config)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     generate_cmd.add_parser(sub)
+    evaluate_cmd.add_parser(sub)
     hands_cmd.add_parser(sub)
     return p
 

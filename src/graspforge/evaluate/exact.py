@@ -17,7 +17,7 @@ import torch
 from ..dataset.grasp_set import GraspSet
 from ..geometry.exact import exact_signed_distance, exact_signed_distance_union
 from ..geometry.sampling import sample_surface
-from ..hands.checks import source_link_parts
+from ..hands.meshes import link_collision_meshes
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..objects import ObjectModel
@@ -30,17 +30,19 @@ class ExactHandMeshes:
     description: HandDescription
     parts: dict[str, list[tuple[np.ndarray, np.ndarray]]]
     samples: dict[str, np.ndarray]
+    origin: str = "source"  # "source" meshes, or "grid" hulls for a built-in hand (hands.meshes)
 
     @classmethod
     def from_description(cls, desc: HandDescription, samples_per_link: int = 400, seed: int = 0) -> "ExactHandMeshes":
-        parts = source_link_parts(desc)
+        meshes = link_collision_meshes(desc)
+        parts = meshes.parts
         samples = {}
         for name, ps in parts.items():
             V = np.concatenate([p[0] for p in ps])
             offs = np.cumsum([0] + [len(p[0]) for p in ps[:-1]])
             F = np.concatenate([p[1] + o for p, o in zip(ps, offs)])
             samples[name] = sample_surface(V, F, samples_per_link, seed=seed)[0]
-        return cls(desc, parts, samples)
+        return cls(desc, parts, samples, meshes.origin)
 
 
 def exact_grasp_metrics(grasps: GraspSet, hand: ExactHandMeshes, obj: ObjectModel, object_samples: int = 2500) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ shapes, and :class:`ObjectModel` with cached signed distance, surface points and
 >>> d, n = obj.signed_distance(points)            # (...,) m positive inside, (..., 3) outward
 """
 
+from .decomposition import coacd_pieces, collision_pieces, shipped_pieces
 from .loading import MESH_SUFFIXES, LoadedMesh, find_mesh_files, load_mesh
 from .model import ObjectModel, load_object, load_objects, make_object, occupancy_mass_properties
 from .procedural import BUILTIN_OBJECTS, builtin_parameters, parse_object_spec
@@ -16,6 +17,8 @@ __all__ = [
     "LoadedMesh",
     "ObjectModel",
     "builtin_parameters",
+    "coacd_pieces",
+    "collision_pieces",
     "find_mesh_files",
     "load_mesh",
     "load_object",
@@ -23,4 +26,5 @@ __all__ = [
     "make_object",
     "occupancy_mass_properties",
     "parse_object_spec",
+    "shipped_pieces",
 ]

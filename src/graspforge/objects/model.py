@@ -393,16 +393,17 @@ def load_objects(
     is one :func:`load_object` spec. With ``skip_unloadable``, files that raise
     :class:`MeshLoadError` are skipped with a warning instead of stopping the whole load.
     """
-    if isinstance(spec, (str, os.PathLike)):
-        path = Path(spec).expanduser()
-        if path.is_dir():
-            items: list[Any] = list(find_mesh_files(path))
-            if not items:
+    specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    items: list[Any] = []
+    for one in specs:
+        path = Path(one).expanduser() if isinstance(one, (str, os.PathLike)) else None
+        if path is not None and path.is_dir() and not any((path / f"{path.name}{x}").is_file() for x in MESH_SUFFIXES):
+            found = list(find_mesh_files(path))
+            if not found:
                 raise MeshLoadError(f"{path}: folder holds no mesh files ({', '.join(MESH_SUFFIXES)})")
+            items += found
         else:
-            items = [spec]
-    else:
-        items = list(spec)
+            items.append(one)
     objects = []
     for item in items:
         try:

@@ -1,0 +1,230 @@
+"""``graspforge evaluate``: physics validation and metrics of grasp files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..config import PROTOCOLS, EvaluateConfig, dump_toml, load_config, physics_protocol
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="simulate grasps in MuJoCo and compute success, UGR, entropy, penetration",
+                       description="Execute every grasp of the given grasp files in MuJoCo under a disturbance protocol, measure "
+                                   "penetration on the exact meshes, and write the per-grasp results back into each file "
+                                   "(plus a <stem>.eval.json summary).")
+    p.add_argument("files", nargs="+", metavar="GRASPFILE", help="grasp-set .npz files, or folders of them")
+    p.add_argument("--protocol", nargs="+", default=["strict"], choices=PROTOCOLS,
+                   help="disturbance protocols (default strict); the first one sets the 'success' array")
+    p.add_argument("--workers", type=int, default=None, help="simulation processes (default: one per CPU core)")
+    p.add_argument("--hand", help="hand to simulate (default: the hand named in each file); e.g. a URDF folder for exact meshes")
+    p.add_argument("--object", dest="object_spec", help="object mesh to use instead of the file's recorded source (one grasp file only)")
+    p.add_argument("--config", help="TOML file with [physics] / [metrics] settings")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. physics.force=2")
+    p.add_argument("--keep-successful", action="store_true", help="also write <stem>.successful.npz with the successful grasps")
+    p.add_argument("--force", action="store_true", help="re-evaluate files that already hold results for the same settings")
+    p.add_argument("--no-geometry", action="store_true", help="skip the exact-mesh penetration / contact-distance metrics")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def _grasp_files(items: list[str]) -> list[Path]:
+    from ..dataset.grasp_set import GraspSetError
+
+    out: list[Path] = []
+    for it in items:
+        p = Path(it)
+        if p.is_dir():
+            found = sorted(q for q in p.glob("*.npz") if not q.name.endswith(".successful.npz"))
+            if not found:
+                raise GraspSetError(f"{p}: folder holds no grasp files (*.npz)")
+            out += found
+        else:
+            out.append(p)
+    return out
+
+
+def _hand_spec(grasps, override: str | None) -> str:
+    import tomllib
+
+    from ..hands.loading import builtin_hand_names
+
+    if override:
+        return override
+    if grasps.hand in builtin_hand_names():
+        return grasps.hand
+    try:  # a hand given by path at synthesis time is recorded in the run's configuration
+        spec = tomllib.loads(grasps.config_toml).get("hand")
+        if isinstance(spec, str) and spec:
+            return spec
+    except tomllib.TOMLDecodeError:
+        pass
+    return grasps.hand
+
+
+def _load_object(grasps, path: Path, override: str | None):
+    from ..evaluate.run import EvaluationError
+    from ..objects import load_object
+
+    spec = override or grasps.object_source
+    if spec.startswith("builtin:"):
+        spec = spec[len("builtin:"):]
+    obj = load_object(spec, scale=None if override else grasps.object_scale)
+    if not override and obj.content_hash != grasps.object_hash:
+        raise EvaluationError(f"{path}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
+                              f"(content hash {obj.content_hash[:12]} != {grasps.object_hash[:12]}); pass --object to choose one")
+    return obj
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..dataset.grasp_set import GraspSet
+    from ..evaluate.run import EvaluationError, evaluate_grasp_set, read_sidecar, write_evaluation
+    from ..evaluate.simulate import default_workers
+    from ..hands import load_hand_description
+
+    overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
+    bad = [kv for kv in args.set if "=" not in kv]
+    if bad:
+        raise SystemExit(f"graspforge: error: --set needs KEY=VALUE, got {bad[0]!r}")
+    base = EvaluateConfig(physics=physics_protocol(args.protocol[0]))
+    cfg = load_config(args.config, overrides, base=base)
+    if args.workers is not None:
+        cfg.workers = args.workers
+    cfg.validate()
+    workers = cfg.workers or default_workers()
+    files = _grasp_files(args.files)
+    if args.object_spec and len(files) > 1:
+        raise SystemExit("graspforge: error: --object applies to a single grasp file")
+    hands: dict[str, object] = {}
+    rows, failures = [], []
+    t_all = time.perf_counter()
+    for path in files:
+        try:
+            grasps = GraspSet.load(path)
+            side = read_sidecar(path)
+            cfg_text = dump_toml(cfg)
+            done = side is not None and side.get("config_toml") == cfg_text and all(
+                f"eval_{p}_success" in grasps.extra for p in args.protocol) and (args.no_geometry or "eval_penetration_depth" in grasps.extra)
+            if done and not args.force:
+                print(f"{path}: already evaluated with these settings (--force to redo)", file=sys.stderr)
+                rows.append(_row(path, grasps, side["summary"], args.protocol))
+                continue
+            spec = _hand_spec(grasps, args.hand)
+            if spec not in hands:
+                hands[spec] = load_hand_description(spec)
+            desc = hands[spec]
+            obj = _load_object(grasps, path, args.object_spec)
+            bar = None
+            if not args.quiet:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(grasps) * len(args.protocol), desc=path.name[:40], unit="grasp", dynamic_ncols=True, file=sys.stderr)
+            try:
+                result = evaluate_grasp_set(grasps, desc, obj, cfg, tuple(args.protocol), workers=workers,
+                                            geometry=not args.no_geometry, progress=bar.update if bar else None)
+            except EvaluationError as exc:
+                raise EvaluationError(f"{path}: {exc}") from exc
+            finally:
+                if bar is not None:
+                    bar.close()
+            write_evaluation(path, grasps, result, cfg, spec, obj)
+            for e in result.errors:
+                print(f"{path}: {e}", file=sys.stderr)
+            if args.keep_successful:
+                keep = grasps.select(np.asarray(result.arrays["success"], bool))
+                keep.save(path.with_name(path.name[: -len(path.suffix)] + ".successful.npz"))
+            rows.append(_row(path, grasps, result.summary, args.protocol))
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # one bad file must not stop the others; reported and counted
+            from ..errors import GraspforgeError
+
+            if not isinstance(exc, (GraspforgeError, OSError)):
+                raise
+            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            print(f"graspforge: error: {msg}", file=sys.stderr)
+            failures.append(msg)
+    overall = _overall(rows, args.protocol)
+    if args.json:
+        print(json.dumps({"files": rows, "overall": overall, "physics": {p: (cfg.physics if cfg.physics.protocol == p else physics_protocol(p)).__dict__ for p in args.protocol},
+                          "failed": failures, "seconds": time.perf_counter() - t_all}, indent=1, default=float))
+    else:
+        print(_table(rows, overall, args.protocol))
+        for p in args.protocol:  # every physics constant, printed with the results
+            ph = cfg.physics if cfg.physics.protocol == p else physics_protocol(p)
+            print(f"# physics {p}: " + ", ".join(f"{k}={v}" for k, v in ph.__dict__.items() if k != "protocol"))
+    return 1 if failures else 0
+
+
+def _row(path: Path, grasps, summary: dict, protocols: list[str]) -> dict:
+    first = summary[protocols[0]]
+    row = {"file": str(path), "object": grasps.object_name, "hand": grasps.hand, "type": grasps.grasp_type, "grasps": len(grasps)}
+    for p in protocols:
+        s = summary.get(p, {})
+        row[f"success_{p}"] = s.get("success_rate", float("nan"))
+        row[f"ugr_{p}"] = s.get("ugr", float("nan"))
+        row[f"unique_{p}"] = s.get("unique", 0)
+        row[f"H_{p}"] = s.get("joint_entropy", float("nan"))
+        row[f"seconds_per_grasp_{p}"] = s.get("seconds_per_grasp", float("nan"))
+    row["D_mm"] = first.get("D_mm", float("nan"))
+    row["self_penetration_mm"] = first.get("self_penetration_mm", float("nan"))
+    row["contact_distance_mm"] = first.get("contact_distance_mm", float("nan"))
+    return row
+
+
+def _overall(rows: list[dict], protocols: list[str]) -> dict:
+    import numpy as np
+
+    n = sum(r["grasps"] for r in rows)
+    out: dict = {"files": len(rows), "grasps": n}
+    if not rows:
+        return out
+    w = np.array([r["grasps"] for r in rows], float)
+    for p in protocols:
+        out[f"success_{p}"] = float(np.dot([r[f"success_{p}"] for r in rows], w) / max(n, 1))
+        out[f"ugr_{p}"] = float(sum(r[f"unique_{p}"] for r in rows) / max(n, 1))
+        out[f"H_{p}"] = float(np.mean([r[f"H_{p}"] for r in rows]))  # per object, then averaged
+        out[f"seconds_per_grasp_{p}"] = float(np.dot([r[f"seconds_per_grasp_{p}"] for r in rows], w) / max(n, 1))
+    for k in ("D_mm", "self_penetration_mm", "contact_distance_mm"):
+        out[k] = float(np.nanmean([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows) else float("nan")
+    return out
+
+
+def _table(rows: list[dict], overall: dict, protocols: list[str]) -> str:
+    cols = [("object", 24, "s"), ("type", 9, "s"), ("grasps", 6, "d")]
+    for p in protocols:
+        cols += [(f"success_{p}", 9, "%"), (f"ugr_{p}", 8, "%"), (f"H_{p}", 6, ".2f")]
+    cols += [("D_mm", 6, ".2f"), ("self_penetration_mm", 7, ".2f"), ("contact_distance_mm", 7, ".2f")]
+    heads = {"success_": "succ ", "ugr_": "UGR ", "H_": "H "}
+
+    def head(name):
+        for pre, short in heads.items():
+            if name.startswith(pre):
+                return short + name[len(pre):][:3]
+        return {"D_mm": "D mm", "self_penetration_mm": "self mm", "contact_distance_mm": "|d| mm"}.get(name, name)
+
+    def cell(v, w, f):
+        if f == "s":
+            return f"{str(v)[:w]:<{w}}"
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            return f"{'-':>{w}}"
+        return f"{v * 100:>{w - 1}.1f}%" if f == "%" else f"{v:>{w}{f}}"
+
+    import numpy as np
+
+    lines = [" ".join(f"{head(c):<{w}}" if f == "s" else f"{head(c):>{w}}" for c, w, f in cols)]
+    for r in rows:
+        lines.append(" ".join(cell(r.get(c), w, f) for c, w, f in cols))
+    if rows:
+        o = dict(overall, object="overall", type="", grasps=overall["grasps"])
+        lines.append(" ".join(cell(o.get(c), w, f) for c, w, f in cols))
+    sec = ", ".join(f"{p} {overall.get(f'seconds_per_grasp_{p}', float('nan')):.3f} s/grasp" for p in protocols)
+    lines.append(f"# {sec}")
+    return "\n".join(lines)
+

@@ -1,0 +1,261 @@
+"""The MuJoCo scene of one hand and one object, built with MuJoCo's model-editing API (MjSpec).
+
+World frame = the hand's root frame: the root link is fixed at the origin and the free object is
+placed at the inverse of the grasp's root pose. With gravity off (the default) this is the same
+physics as a hand held in the object's frame, without the compliance of a mocap weld; pulls along
+the object's mesh axes are rotated into this frame by :mod:`graspforge.evaluate.simulate`.
+
+- Hand links are bodies with their collision parts as mesh geoms (MuJoCo collides convex hulls).
+- Every actuated joint gets a position servo (critically damped, ``PhysicsConfig.kp_*``); mimic and
+  coupled joints follow through joint equality constraints ``q_l = multiplier * q + offset``.
+- Hand-hand contacts are on, except parent/child links (MuJoCo's own filter) and link pairs that
+  already touch in the hand's open (canonical) pose.
+- The object is a free body of convex pieces with mass ``PhysicsConfig.object_mass``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+import trimesh
+
+from ..config import PhysicsConfig
+from ..errors import GraspforgeError
+from ..hands.description import HandDescription
+from ..hands.kinematics import PRISMATIC, REVOLUTE
+from ..hands.meshes import LinkMeshes
+
+_INTEGRATORS = {"euler": mujoco.mjtIntegrator.mjINT_EULER, "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
+                "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST, "rk4": mujoco.mjtIntegrator.mjINT_RK4}
+_CONES = {"elliptic": mujoco.mjtCone.mjCONE_ELLIPTIC, "pyramidal": mujoco.mjtCone.mjCONE_PYRAMIDAL}
+
+
+class SceneError(GraspforgeError, ValueError):
+    """A hand or object that cannot be turned into a simulation."""
+
+
+@dataclass
+class GraspScene:
+    """A compiled hand + object model and the maps between grasp arrays and MuJoCo's state.
+
+    ``joint_qadr`` / ``joint_q_index`` / ``joint_multiplier`` / ``joint_offset`` (J,): per hand joint,
+    its qpos address and how it follows the actuated joints (``q_joint = multiplier * q[index] + offset``).
+    ``actuator_q_index`` / ``actuator_multiplier`` / ``actuator_offset`` (D,): the same for each servo's target.
+    """
+
+    model: mujoco.MjModel
+    joint_names: list[str]
+    joint_qadr: np.ndarray
+    joint_q_index: np.ndarray
+    joint_multiplier: np.ndarray
+    joint_offset: np.ndarray
+    actuator_q_index: np.ndarray
+    actuator_multiplier: np.ndarray
+    actuator_offset: np.ndarray
+    object_body: int
+    object_qadr: int
+    object_dofadr: int
+    hand_body_mask: np.ndarray  # (nbody,) bool
+    excluded_pairs: list[tuple[str, str]] = field(default_factory=list)
+    hand_geometry: str = ""
+    object_geometry: str = ""
+
+    def hand_qpos(self, q: np.ndarray) -> np.ndarray:
+        """(D,) actuated joints -> (J,) values of the hand's MuJoCo joints."""
+        return self.joint_multiplier * np.atleast_1d(np.asarray(q, np.float64))[self.joint_q_index] + self.joint_offset
+
+    def hand_ctrl(self, q: np.ndarray) -> np.ndarray:
+        """(D,) actuated joints -> (nu,) servo targets."""
+        return self.actuator_multiplier * np.atleast_1d(np.asarray(q, np.float64))[self.actuator_q_index] + self.actuator_offset
+
+
+def _mat_to_pos_quat(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(T[:3, :3]).reshape(9))
+    return T[:3, 3].copy(), q
+
+
+def _transform(V: np.ndarray, T: np.ndarray) -> np.ndarray:
+    return np.asarray(V, np.float64) @ T[:3, :3].T + T[:3, 3]
+
+
+def _add_mesh_geom(spec, body, name: str, V: np.ndarray, F: np.ndarray, physics: PhysicsConfig, density: float, rgba) -> None:
+    spec.add_mesh(name=name, uservert=np.asarray(V, np.float64).ravel(), userface=np.asarray(F, np.int32).ravel())
+    g = body.add_geom()
+    g.name = name
+    g.type = mujoco.mjtGeom.mjGEOM_MESH
+    g.meshname = name
+    g.density = density
+    g.condim = physics.condim
+    g.friction = [physics.friction, physics.torsional_friction, 0.0001]
+    g.rgba = rgba
+
+
+def _solid_part(V: np.ndarray, F: np.ndarray) -> bool:
+    """True when the part's hull has volume (MuJoCo refuses flat meshes)."""
+    if len(V) < 4:
+        return False
+    try:
+        return trimesh.convex.convex_hull(np.asarray(V, np.float64)).volume > 1e-12
+    except Exception:
+        return False
+
+
+def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: list[tuple[np.ndarray, np.ndarray]],
+                physics: PhysicsConfig, object_name: str = "object", object_geometry: str = "") -> GraspScene:
+    """Compile the scene; raises :class:`SceneError` naming the link or object that cannot be simulated."""
+    tree = desc.tree
+    spec = mujoco.MjSpec()
+    spec.modelname = f"{desc.name}__{object_name}"
+    spec.compiler.degree = False  # joint ranges are radians
+    spec.option.timestep = physics.timestep
+    spec.option.integrator = _INTEGRATORS[physics.integrator]
+    spec.option.cone = _CONES[physics.cone]
+    spec.option.noslip_iterations = physics.noslip_iterations
+    spec.option.impratio = physics.impratio
+    spec.option.gravity = [0.0, 0.0, -9.81] if physics.gravity else [0.0, 0.0, 0.0]
+
+    # which link drives each actuated joint (the link whose joint carries the actuated name)
+    driver = {}
+    for l in range(tree.num_links):
+        if tree.q_index[l] >= 0 and tree.joint_names[l] in tree.actuated_joints:
+            driver[tree.actuated_joints.index(tree.joint_names[l])] = l
+    for j in range(len(tree.actuated_joints)):
+        if j not in driver:  # a coupled joint without a joint of its own name: drive its first follower
+            driver[j] = int(np.flatnonzero(tree.q_index == j)[0])
+
+    bodies = {}
+    hand_rgba = [0.75, 0.75, 0.8, 1.0]
+    for l, name in enumerate(tree.link_names):
+        if l == 0:
+            body = spec.worldbody.add_body(name=name)
+        else:
+            p = tree.parent[l]
+            pos, quat = _mat_to_pos_quat(tree.post[p] @ tree.origin[l])
+            body = bodies[p].add_body(name=name, pos=pos, quat=quat)
+            if tree.q_index[l] >= 0:
+                jt = body.add_joint()
+                jt.name = tree.joint_names[l]
+                jt.type = mujoco.mjtJoint.mjJNT_HINGE if tree.joint_type[l] == REVOLUTE else mujoco.mjtJoint.mjJNT_SLIDE
+                jt.axis = tree.axis[l] / np.linalg.norm(tree.axis[l])
+                revolute = tree.joint_type[l] == REVOLUTE
+                jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
+                j = int(tree.q_index[l])
+                if driver[j] == l:
+                    lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
+                    hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
+                    jt.limited = mujoco.mjtLimited.mjLIMITED_TRUE
+                    jt.range = [min(lo, hi), max(lo, hi)]
+                else:
+                    jt.limited = mujoco.mjtLimited.mjLIMITED_FALSE
+        bodies[l] = body
+        parts = hand_meshes.parts.get(name, [])
+        kept = 0
+        for k, (V, F) in enumerate(parts):
+            if not _solid_part(V, F):
+                continue
+            _add_mesh_geom(spec, body, f"hand:{name}:{k}", _transform(V, tree.post[l]), F, physics, physics.hand_density, hand_rgba)
+            kept += 1
+        if parts and kept == 0:
+            raise SceneError(f"hand {desc.name!r}: link {name!r} has only flat collision geometry")
+        if kept == 0:  # a massless frame link: MuJoCo needs some inertia on moving bodies
+            body.mass = 1e-4
+            body.inertia = [1e-8, 1e-8, 1e-8]
+            body.explicitinertial = True
+
+    for j in range(len(tree.actuated_joints)):
+        l = driver[j]
+        for f in np.flatnonzero(tree.q_index == j):
+            if f == l:
+                continue
+            # q_f = m_f q + o_f and q_l = m_l q + o_l  =>  q_f = (m_f / m_l)(q_l - o_l) + o_f
+            ratio = tree.multiplier[f] / tree.multiplier[l]
+            eq = spec.add_equality()
+            eq.type = mujoco.mjtEq.mjEQ_JOINT
+            eq.name1 = tree.joint_names[f]
+            eq.name2 = tree.joint_names[l]
+            data = np.zeros(len(eq.data))
+            data[0] = tree.offset[f] - ratio * tree.offset[l]
+            data[1] = ratio
+            eq.data = data
+        act = spec.add_actuator()
+        act.name = f"servo:{tree.actuated_joints[j]}"
+        act.target = tree.joint_names[l]
+        act.trntype = mujoco.mjtTrn.mjTRN_JOINT
+        kp = physics.kp_revolute if tree.joint_type[l] == REVOLUTE else physics.kp_prismatic
+        act.set_to_position(kp=kp, dampratio=1.0)
+        lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
+        hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
+        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        act.ctrlrange = [min(lo, hi), max(lo, hi)]
+
+    # the object: convex pieces at a density that gives the configured mass
+    obj = spec.worldbody.add_body(name="object")
+    obj.add_freejoint(name="object_free")
+    solid = [(V, F) for V, F in object_pieces if _solid_part(V, F)]
+    if not solid:
+        raise SceneError(f"object {object_name!r}: no convex piece with volume")
+    volume = sum(trimesh.convex.convex_hull(np.asarray(V, np.float64)).volume for V, _ in solid)
+    for k, (V, F) in enumerate(solid):
+        _add_mesh_geom(spec, obj, f"object:{k}", V, F, physics, physics.object_mass / volume, [0.9, 0.5, 0.2, 1.0])
+
+    model = _compile(spec, desc.name, object_name)
+    scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry)
+
+    # pairs that touch in the open pose never collide (they would fight from the first step)
+    data = mujoco.MjData(model)
+    data.qpos[scene.object_qadr:scene.object_qadr + 3] = [100.0, 100.0, 100.0]
+    data.qpos[scene.joint_qadr] = scene.hand_qpos(desc.canonical_q)
+    mujoco.mj_forward(model, data)
+    pairs = set()
+    for c in data.contact[:data.ncon]:
+        b1, b2 = model.geom_bodyid[c.geom1], model.geom_bodyid[c.geom2]
+        if scene.hand_body_mask[b1] and scene.hand_body_mask[b2] and c.dist < physics.open_pose_touch:
+            pairs.add(tuple(sorted((model.body(b1).name, model.body(b2).name))))
+    if pairs:
+        for a, b in sorted(pairs):
+            ex = spec.add_exclude()
+            ex.bodyname1, ex.bodyname2 = a, b
+        model = _compile(spec, desc.name, object_name)
+        scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry)
+    scene.excluded_pairs = sorted(pairs)
+    return scene
+
+
+def _compile(spec, hand: str, obj: str) -> mujoco.MjModel:
+    try:
+        return spec.compile()
+    except Exception as exc:
+        raise SceneError(f"MuJoCo could not compile hand {hand!r} with object {obj!r}: {exc}") from exc
+
+
+def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand_origin: str, object_geometry: str) -> GraspScene:
+    tree = desc.tree
+    links = [l for l in range(tree.num_links) if tree.q_index[l] >= 0]
+    jadr = np.array([model.jnt_qposadr[model.joint(tree.joint_names[l]).id] for l in links], np.int64)
+    D = len(tree.actuated_joints)
+    dl = [driver[j] for j in range(D)]
+    obj_body = model.body("object").id
+    obj_joint = model.joint("object_free").id
+    hand_mask = np.zeros(model.nbody, bool)
+    for name in tree.link_names:
+        hand_mask[model.body(name).id] = True
+    return GraspScene(
+        model=model,
+        joint_names=[tree.joint_names[l] for l in links],
+        joint_qadr=jadr,
+        joint_q_index=tree.q_index[links].astype(np.int64),
+        joint_multiplier=tree.multiplier[links].astype(np.float64),
+        joint_offset=tree.offset[links].astype(np.float64),
+        actuator_q_index=np.arange(D, dtype=np.int64),
+        actuator_multiplier=tree.multiplier[dl].astype(np.float64),
+        actuator_offset=tree.offset[dl].astype(np.float64),
+        object_body=obj_body,
+        object_qadr=int(model.jnt_qposadr[obj_joint]),
+        object_dofadr=int(model.jnt_dofadr[obj_joint]),
+        hand_body_mask=hand_mask,
+        hand_geometry=hand_origin,
+        object_geometry=object_geometry,
+    )

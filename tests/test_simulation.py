@@ -1,0 +1,165 @@
+"""MuJoCo grasp execution: a parallel gripper clamping a box holds, opened it does not, a deep
+start is rejected, a free object obeys F = m a; scenes for built-in hands and decomposed objects."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import HANDS_DIR, need_shared
+from graspforge.config import PhysicsConfig, physics_protocol
+from graspforge.evaluate.scene import build_scene
+from graspforge.evaluate.simulate import ERROR, HELD, PENETRATION, SLIPPED, GraspInputs, GraspSimulator, simulate_grasps
+from graspforge.hands import load_hand_description
+from graspforge.hands.meshes import link_collision_meshes
+from graspforge.objects import collision_pieces, load_object
+
+IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def panda_box():
+    """Panda gripper, 4 cm cube between its finger pads, and the finger opening at first touch."""
+    desc = load_hand_description(need_shared(HANDS_DIR / "panda"))
+    box = load_object("box:extents=0.04")
+    pieces, origin = collision_pieces(box)
+    sim = GraspSimulator(build_scene(desc, link_collision_meshes(desc), pieces, PhysicsConfig(), "box", origin), PhysicsConfig())
+    fingers = [i for i, l in enumerate(desc.contact_links) if "finger" in desc.tree.link_names[l]]
+    T = desc.tree.forward_numpy(np.array([0.04]))
+    pts = np.array([T[desc.contact_links[i]][:3, :3] @ desc.contact_points[i] + T[desc.contact_links[i]][:3, 3] for i in fingers])
+    root = -pts.mean(0)  # the box centre (object origin) sits between the pads
+    # first touch: close the open fingers until MuJoCo reports a hand-box contact
+    import mujoco
+
+    m, d, sc = sim.model, sim.data, sim.scene
+    touch = None
+    for q in np.arange(0.04, 0.0, -0.0005):
+        mujoco.mj_resetData(m, d)
+        d.qpos[sc.object_qadr:sc.object_qadr + 3] = -root
+        d.qpos[sc.object_qadr + 3:sc.object_qadr + 7] = IDENTITY
+        d.qpos[sc.joint_qadr] = sc.hand_qpos(np.array([q]))
+        mujoco.mj_forward(m, d)
+        if sim._depths()[0] > 0:
+            touch = q
+            break
+    assert touch is not None and 0.005 < touch < 0.035
+    return desc, box, pieces, origin, root, touch
+
+
+def _grasp(root, pre, q, sq):
+    return GraspInputs(root[None], IDENTITY[None], np.array([[pre]]), np.array([[q]]), np.array([[sq]]))
+
+
+def test_parallel_gripper_clamping_a_box_holds(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("strict")
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    r = simulate_grasps(scene, physics, _grasp(root, touch + 0.01, touch, touch - 0.005))[0]
+    assert r["success"] and r["reason"] == HELD
+    np.testing.assert_array_equal(r["held"], np.ones(6))
+    assert r["max_translation"] < 0.01 and r["max_rotation_deg"] < 5
+    # the coupled finger followed its driver through the equality constraint
+    sim = GraspSimulator(scene, physics)
+    sim.run(root, IDENTITY, touch + 0.01, touch, touch - 0.005)
+    q = sim.data.qpos[scene.joint_qadr]
+    assert abs(q[0] - q[1]) < 1e-3
+    # the reference protocol holds it too
+    ref = physics_protocol("reference")
+    scene_ref = build_scene(desc, link_collision_meshes(desc), pieces, ref, "box", origin)
+    assert simulate_grasps(scene_ref, ref, _grasp(root, touch + 0.01, touch, touch - 0.005))[0]["success"]
+
+
+def test_opened_gripper_drops_the_box(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("strict")
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    r = simulate_grasps(scene, physics, _grasp(root, 0.04, 0.04, 0.04))[0]
+    assert not r["success"] and r["reason"] == SLIPPED
+    assert r["held"][0] == 0.0 and r["max_translation"] > physics.max_translation
+    assert r["initial_penetration"] == 0.0
+
+
+def test_deep_start_is_rejected(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("strict")
+    sim = GraspSimulator(build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin), physics)
+    seen = {}
+    for dz in np.arange(0.0, 0.08, 0.002):  # push the hand along its approach axis into the box
+        r = sim.run(root + np.array([0, 0, dz]), IDENTITY, touch + 0.01, touch, touch - 0.005)
+        pen = r["initial_penetration"]
+        if 0.003 < pen < 0.008:
+            seen["shallow"] = r
+        if pen >= 0.02:
+            seen["deep"] = r
+            break
+    assert seen["deep"]["reason"] == PENETRATION and not seen["deep"]["success"]
+    assert np.isnan(seen["deep"]["held"]).all()  # nothing simulated
+    assert seen["shallow"]["reason"] != PENETRATION  # the 1 cm gate, not any contact, rejects
+
+
+def test_free_object_follows_newton(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    # hand far away: a 1 N pull on the 0.1 kg box for 0.2 s moves it 0.5 a t^2 = 0.2 m
+    physics = PhysicsConfig(phases=["+y"], pull_seconds=0.2, max_translation=10.0, max_rotation_deg=360.0, grasp_seconds=0.0, squeeze_seconds=0.0)
+    sim = GraspSimulator(build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin), physics)
+    far = np.array([0.5, 0.5, 0.5])
+    r = sim.run(far, IDENTITY, 0.04, 0.04, 0.04)
+    assert r["max_translation"] == pytest.approx(0.5 * (1.0 / 0.1) * 0.2 ** 2, rel=0.03)
+    assert r["max_rotation_deg"] < 0.1
+    still = PhysicsConfig(**{**physics.__dict__, "force": 0.0})
+    sim0 = GraspSimulator(build_scene(desc, link_collision_meshes(desc), pieces, still, "box", origin), still)
+    assert sim0.run(far, IDENTITY, 0.04, 0.04, 0.04)["max_translation"] < 1e-9
+
+
+def test_broken_grasp_is_an_error_not_a_crash(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("strict")
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    g = GraspInputs(np.stack([root, root]), np.stack([IDENTITY, IDENTITY]), np.array([[touch + 0.01], [np.nan]]),
+                    np.array([[touch], [np.nan]]), np.array([[touch - 0.005], [np.nan]]))
+    res = simulate_grasps(scene, physics, g)
+    assert res[0]["success"]
+    assert res[1]["reason"] == ERROR and not res[1]["success"] and "error" in res[1]
+
+
+def test_process_pool_matches_serial(panda_box):
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("strict")
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    qs = np.array([touch, 0.04, touch, 0.04])
+    g = GraspInputs(np.tile(root, (4, 1)), np.tile(IDENTITY, (4, 1)), np.minimum(qs + 0.01, 0.04)[:, None], qs[:, None], (qs - 0.005)[:, None])
+    serial = simulate_grasps(scene, physics, g, workers=1)
+    pooled = simulate_grasps(scene, physics, g, workers=2, chunk=1)
+    assert [r["success"] for r in serial] == [r["success"] for r in pooled] == [True, False, True, False]
+    np.testing.assert_allclose([r["max_translation"] for r in serial], [r["max_translation"] for r in pooled])
+
+
+def test_builtin_hand_scene_matches_source_geometry():
+    """The built-in Allegro has no meshes: its grid hulls must match the source meshes' hulls."""
+    import trimesh
+
+    builtin = load_hand_description("allegro")
+    src = load_hand_description(need_shared(HANDS_DIR / "allegro"))
+    a, b = link_collision_meshes(builtin), link_collision_meshes(src)
+    assert a.origin == "grid" and b.origin == "source"
+    assert set(a.parts) == set(b.parts)
+    for name in a.parts:
+        va = trimesh.convex.convex_hull(np.concatenate([v for v, _ in a.parts[name]])).volume
+        vb = trimesh.convex.convex_hull(np.concatenate([v for v, _ in b.parts[name]])).volume
+        assert va == pytest.approx(vb, rel=0.12), name
+    scene = build_scene(builtin, a, collision_pieces(load_object("sphere:radius=0.03"))[0], PhysicsConfig())
+    assert scene.model.nu == 16 and scene.hand_geometry == "grid"
+    # pairs touching in the open pose are excluded; fingers may still collide with each other
+    assert all("palm" in p[0] or "palm" in p[1] or "link_0" in p[0] + p[1] for p in scene.excluded_pairs)
+
+
+def test_coacd_decomposes_a_concave_object():
+    mug = load_object("mug")
+    pieces, origin = collision_pieces(mug)
+    assert origin == "coacd" and 2 <= len(pieces) <= 32
+    vol = sum(float(__import__("trimesh").convex.convex_hull(v).volume) for v, _ in pieces)
+    assert vol == pytest.approx(mug.volume, rel=0.35)  # pieces overlap a little and round the walls
+    again, _ = collision_pieces(mug)  # cached by content hash
+    assert len(again) == len(pieces) and all(np.array_equal(x[0], y[0]) for x, y in zip(pieces, again))
+    sphere_pieces, how = collision_pieces(load_object("sphere:radius=0.03"))
+    assert how == "convex" and len(sphere_pieces) == 1
