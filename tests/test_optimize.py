@@ -165,3 +165,35 @@ def test_self_penetration_gradient_uncrosses_fingers(hand):
     opt.run()
     depth = hand.self_penetration_depth(hand.forward_kinematics(opt.pose))
     assert torch.all(depth < 0.001), depth
+
+
+def test_thumb_slots_hold_thumb_contacts(hand):
+    res = synthesize(hand, [load_object("box")], _cfg(**{"init.thumb_contacts": 2, "optimizer.iterations": 20}))
+    gs = res.grasp_sets[0]
+    assert all(str(l).startswith("thumb") for l in gs.contact_links[:, :2].ravel())
+    plain = synthesize(hand, [load_object("box")], _cfg(**{"optimizer.iterations": 20})).grasp_sets[0]
+    assert not all(str(l).startswith("thumb") for l in plain.contact_links[:, :2].ravel())
+
+
+def test_refinement_never_raises_the_energy_and_pulls_contacts_in(hand):
+    from graspforge.energy.model import GraspEnergy
+    from graspforge.energy.scene import ObjectBatch
+    from graspforge.optimize.refine import refine_poses
+
+    obj = load_object("sphere:radius=0.04")
+    base = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60}))
+    refined = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60, "optimizer.refine_iterations": 80}))
+    a, b = base.grasp_sets[0], refined.grasp_sets[0]
+    assert np.array_equal(a.contact_indices, b.contact_indices)  # same annealing, contacts fixed
+    assert np.all(b.energy <= a.energy + 1e-4) and b.energy.mean() < a.energy.mean()
+    assert np.abs(b.contact_distance).mean() < np.abs(a.contact_distance).mean()
+    # a NaN energy row keeps its pose
+    energy = GraspEnergy(hand, ObjectBatch([obj], 6, surface_points=300), load_config().energy)
+    pose = torch.as_tensor(a.hand_poses(), dtype=torch.float32)
+
+    def poisoned(x, c):
+        e, t = energy(x, c)
+        return torch.where(torch.arange(6) == 0, e * float("nan"), e), t
+
+    out = refine_poses(poisoned, pose, torch.as_tensor(a.contact_indices), 5)
+    assert torch.equal(out[0], pose[0]) and torch.isfinite(out).all()

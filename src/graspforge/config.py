@@ -90,12 +90,17 @@ class InitConfig:
     roll_deg: float = 180.0
     joint_sigma: float = 0.1  # x (upper - lower)
     curl: float = 0.7  # fraction of the way to the upper limit for fingers the grasp type does not use
+    # Contact slots reserved for thumb candidates (0 = the reference's uniform draw over all allowed
+    # candidates). Opposition matters in simulation: see the issue-4 note.
+    thumb_contacts: int = 0
 
     def validate(self) -> None:
         if not 0 <= self.distance_lower <= self.distance_upper:
             raise ConfigError("init: need 0 <= distance_lower <= distance_upper")
         if self.joint_sigma < 0 or not 0 <= self.curl <= 1:
             raise ConfigError("init: joint_sigma >= 0 and 0 <= curl <= 1")
+        if self.thumb_contacts < 0:
+            raise ConfigError("init.thumb_contacts must be >= 0")
 
 
 @dataclass
@@ -115,12 +120,17 @@ class OptimizerConfig:
     reset_every: int = 600
     reset_stop_before_end: int = 1200
     reset_z: float = 1.0
+    # Adam steps on the pose after annealing, contacts fixed (0 = the reference: none); see optimize/refine.py
+    refine_iterations: int = 0
+    refine_step: float = 0.001
 
     def validate(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.iterations < 0:
-            raise ConfigError("optimizer.iterations must be >= 0")
+        if self.iterations < 0 or self.refine_iterations < 0:
+            raise ConfigError("optimizer.iterations and optimizer.refine_iterations must be >= 0")
+        if not self.refine_step > 0:
+            raise ConfigError("optimizer.refine_step must be > 0")
         if not 0 <= self.resample_prob <= 1 or not 0 < self.ema <= 1:
             raise ConfigError("optimizer: resample_prob in [0, 1] and ema in (0, 1]")
         if self.step_size <= 0 or self.temperature <= 0 or self.step_decay_every < 1 or self.temperature_decay_every < 1 or self.reset_every < 1:

@@ -19,9 +19,11 @@ from .energy.model import GraspEnergy
 from .energy.scene import ObjectBatch
 from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from .hands.model import HandModel
+from .hands.description import is_thumb_link
 from .objects import ObjectModel
 from .optimize.init import HullSampler, initial_joints, initial_root_poses, sample_contacts
 from .optimize.mala import GraspOptimizer, OptimizerStats
+from .optimize.refine import refine_poses
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
 SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object
@@ -79,6 +81,17 @@ def synthesize(
     allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(gtype.name)), device=hand.device)
     if len(allowed) == 0:
         raise ValueError(f"grasp type {gtype.name!r} of hand {hand.description.name!r} has no contact candidates")
+    # optional opposition: the first slots always hold thumb candidates (if the hand has a thumb)
+    thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
+    thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
+    n_thumb = min(cfg.init.thumb_contacts, K) if len(thumb) else 0
+
+    def draw(n: int) -> torch.Tensor:
+        c = sample_contacts(allowed, n, K, gen)
+        if n_thumb:
+            c[:, :n_thumb] = sample_contacts(thumb, n, n_thumb, gen)
+        return c
+
     samplers = []
     for o, obj in enumerate(objects):
         hull = obj.convex_hull
@@ -94,7 +107,7 @@ def synthesize(
                 nrm.append(q)
         root = initial_root_poses(hand, np.concatenate(pts), np.concatenate(nrm), cfg.init, gen)
         q = initial_joints(hand, len(rows), gtype.curl_joints, cfg.init, gen)
-        return torch.cat([root, q], 1), sample_contacts(allowed, len(rows), K, gen)
+        return torch.cat([root, q], 1), draw(len(rows))
 
     pose, contacts = fresh(torch.arange(B, device=hand.device), spread=True)
     energy = GraspEnergy(hand, batch, cfg.energy)
@@ -103,10 +116,12 @@ def synthesize(
         return fresh(mask.nonzero(as_tuple=True)[0], spread=False)
 
     def resample(c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, sample_contacts(allowed, c.shape[0], c.shape[1], gen), c)
+        return torch.where(mask, draw(c.shape[0]), c)
 
     opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept)
     stats = opt.run(cfg.optimizer.iterations, callback=progress)
+    if cfg.optimizer.refine_iterations:
+        opt.pose = refine_poses(energy, opt.pose, opt.contacts, cfg.optimizer.refine_iterations, cfg.optimizer.refine_step)
 
     # -- final geometry and exports ---------------------------------------------------------
     with torch.no_grad():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,14 @@ from .urdf import ParsedHand
 
 FORMAT_VERSION = 1
 GRASP_TYPES = ("full", "precision", "pinch", "fingertip")
+
+
+_THUMB = re.compile(r"thumb|(^|[_/])th(?=[a-z0-9_]|$)", re.IGNORECASE)
+
+
+def is_thumb_link(name: str) -> bool:
+    """True for link names of a thumb in the usual conventions (``thumb_link_2``, ``rh_thdistal``, ``thbase``)."""
+    return bool(_THUMB.search(name))
 
 
 @dataclass
