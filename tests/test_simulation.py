@@ -163,3 +163,24 @@ def test_coacd_decomposes_a_concave_object():
     assert len(again) == len(pieces) and all(np.array_equal(x[0], y[0]) for x, y in zip(pieces, again))
     sphere_pieces, how = collision_pieces(load_object("sphere:radius=0.03"))
     assert how == "convex" and len(sphere_pieces) == 1
+
+
+def test_crossed_fingers_are_not_a_grasp():
+    """Allegro index and middle fingers swung through each other: MuJoCo sees the overlap and the
+    grasp is rejected before anything is simulated, whatever the object does."""
+    desc = load_hand_description("allegro")
+    physics = physics_protocol("strict")
+    scene = build_scene(desc, link_collision_meshes(desc), collision_pieces(load_object("sphere:radius=0.03"))[0], physics)
+    sim = GraspSimulator(scene, physics)
+    names = desc.joint_names
+    q = desc.canonical_q.copy()
+    far = np.array([0.0, 0.0, -0.5])  # the object is nowhere near
+    open_r = sim.run(far, IDENTITY, q, q, q)
+    assert open_r["initial_self_penetration"] < 0.001
+    q[names.index("index_joint_0")] = desc.tree.lower[names.index("index_joint_0")]  # index finger sideways...
+    q[names.index("middle_joint_0")] = desc.tree.upper[names.index("middle_joint_0")]  # ... middle finger towards it
+    for j in ("index_joint_1", "index_joint_2", "index_joint_3", "middle_joint_1", "middle_joint_2", "middle_joint_3"):
+        q[names.index(j)] = 0.8  # both curled: they cross
+    crossed = sim.run(far, IDENTITY, q, q, q)
+    assert crossed["initial_self_penetration"] > physics.max_initial_penetration
+    assert crossed["reason"] == PENETRATION and not crossed["success"]

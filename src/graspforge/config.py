@@ -209,7 +209,7 @@ class PhysicsConfig:
     success_rule: str = "all"
     max_translation: float = 0.05  # m
     max_rotation_deg: float = 15.0
-    max_initial_penetration: float = 0.01  # m, at the pre-grasp or grasp configuration
+    max_initial_penetration: float = 0.01  # m, hand-object or hand-hand, at the pre-grasp or grasp configuration
     trials: int = 1
     trial_jitter: float = 0.0  # m
     pass_fraction: float = 0.5

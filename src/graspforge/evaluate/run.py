@@ -39,7 +39,7 @@ from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
 from ..objects import ObjectModel, collision_pieces
 from .exact import ExactHandMeshes, exact_grasp_metrics
-from .metrics import summarize
+from .metrics import summarize, unique_vs_seeds
 from .scene import build_scene
 from .simulate import GraspInputs, simulate_grasps
 
@@ -121,6 +121,9 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
         )
         summary[proto]["phases"] = {ph: float(np.nanmean(arrays[f"eval_{proto}_held"][:, k])) if len(success) and np.isfinite(arrays[f"eval_{proto}_held"][:, k]).any() else float("nan")
                                     for k, ph in enumerate(physics.phases)}
+        seeds = [n for n in (8, 16, 32, 64, 128, 256, 512) if n < len(success)] + [len(success)]
+        summary[proto]["unique_vs_seeds"] = {str(k): v for k, v in unique_vs_seeds(
+            grasps.root_position, grasps.root_quaternion, grasps.joint_positions, success, seeds, config.metrics).items()}
         summary[proto]["seconds_per_grasp"] = seconds[proto] / max(1, len(success))
         summary[proto]["physics"] = asdict(physics)
     if protocols:

@@ -132,7 +132,8 @@ class GraspSimulator:
             ho, hh = self._depths()
             pen, self_pen = max(pen, ho), max(self_pen, hh)
         out["initial_penetration"], out["initial_self_penetration"] = pen, self_pen
-        if pen > p.max_initial_penetration:
+        # fingers passing through each other (or through the object) are not a grasp
+        if pen > p.max_initial_penetration or self_pen > p.max_initial_penetration:
             out["reason"] = PENETRATION
             return out
         start_pos, start_quat = self._object_pose()
