@@ -168,10 +168,10 @@ def test_self_penetration_gradient_uncrosses_fingers(hand):
 
 
 def test_thumb_slots_hold_thumb_contacts(hand):
-    res = synthesize(hand, [load_object("box")], _cfg(**{"init.thumb_contacts": 2, "optimizer.iterations": 20}))
+    res = synthesize(hand, [load_object("box")], _cfg(**{"optimizer.iterations": 20}))
     gs = res.grasp_sets[0]
     assert all(str(l).startswith("thumb") for l in gs.contact_links[:, :2].ravel())
-    plain = synthesize(hand, [load_object("box")], _cfg(**{"optimizer.iterations": 20})).grasp_sets[0]
+    plain = synthesize(hand, [load_object("box")], _cfg(**{"init.thumb_contacts": 0, "optimizer.iterations": 20})).grasp_sets[0]
     assert not all(str(l).startswith("thumb") for l in plain.contact_links[:, :2].ravel())
 
 
@@ -181,8 +181,8 @@ def test_refinement_never_raises_the_energy_and_pulls_contacts_in(hand):
     from graspforge.optimize.refine import refine_poses
 
     obj = load_object("sphere:radius=0.04")
-    base = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60}))
-    refined = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60, "optimizer.refine_iterations": 80}))
+    base = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60, "optimizer.refine_fraction": 0}))
+    refined = synthesize(hand, [obj], _cfg(grasps=6, contacts=4, **{"optimizer.iterations": 60, "optimizer.refine_fraction": 80 / 60}))
     a, b = base.grasp_sets[0], refined.grasp_sets[0]
     assert np.array_equal(a.contact_indices, b.contact_indices)  # same annealing, contacts fixed
     assert np.all(b.energy <= a.energy + 1e-4) and b.energy.mean() < a.energy.mean()
@@ -197,3 +197,29 @@ def test_refinement_never_raises_the_energy_and_pulls_contacts_in(hand):
 
     out = refine_poses(poisoned, pose, torch.as_tensor(a.contact_indices), 5)
     assert torch.equal(out[0], pose[0]) and torch.isfinite(out).all()
+
+
+def test_pregrasp_opens_and_squeeze_presses_only_touching_contacts(hand):
+    from graspforge.synthesis import pregrasp_and_squeeze
+
+    d = hand.description
+    index_tip = int(np.flatnonzero(d.contact_links == d.tree.link_names.index("index_link_3"))[0])
+    thumb_tip = int(np.flatnonzero(d.contact_links == d.tree.link_names.index("thumb_link_3"))[0])
+    pose = hand.canonical_pose(1).to(torch.float64)
+    pose = pose.to(hand.dtype)
+    contacts = torch.tensor([[index_tip, thumb_tip]])
+    with torch.no_grad():
+        p0 = hand.contact_points(hand.forward_kinematics(pose), contacts)[0][0]  # (points, normals) -> (K, 3)
+    with torch.no_grad():  # outward normals the fingers can press along: against the flexion of a middle joint
+        J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts)[0]  # (2, 3, D)
+    flex = torch.stack([J[0, :, d.joint_names.index("index_joint_2")], J[1, :, d.joint_names.index("thumb_joint_2")]])
+    normals = (-flex / flex.norm(dim=-1, keepdim=True)).unsqueeze(0)
+    dist = torch.tensor([[-0.002, -0.03]], dtype=pose.dtype)  # 2 mm short; 3 cm away (not touching)
+    pre, squeeze = pregrasp_and_squeeze(hand, pose, contacts, normals, dist)
+    with torch.no_grad():
+        move = lambda q: hand.contact_points(hand.forward_kinematics(torch.cat([pose[:, :9], q], 1)), contacts)[0][0] - p0  # noqa: E731
+        m_sq, m_pre = move(squeeze), move(pre)
+    assert float(-(m_sq[0] * normals[0, 0]).sum()) == pytest.approx(0.007, abs=0.0015)  # 2 mm to reach + 5 mm press
+    assert float(m_sq[1].norm()) < 0.001  # the far contact holds still
+    assert float((m_pre[0] * normals[0, 0]).sum()) == pytest.approx(0.015, abs=0.003)
+    assert float((m_pre[1] * normals[0, 1]).sum()) == pytest.approx(0.015, abs=0.003)

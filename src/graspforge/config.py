@@ -90,9 +90,10 @@ class InitConfig:
     roll_deg: float = 180.0
     joint_sigma: float = 0.1  # x (upper - lower)
     curl: float = 0.7  # fraction of the way to the upper limit for fingers the grasp type does not use
-    # Contact slots reserved for thumb candidates (0 = the reference's uniform draw over all allowed
-    # candidates). Opposition matters in simulation: see the issue-4 note.
-    thumb_contacts: int = 0
+    # Contact slots reserved for thumb candidates (reference: 0, a uniform draw over all allowed
+    # candidates). With 0, 82 % of Allegro grasps on 5 YCB objects had no thumb contact, and those
+    # held in MuJoCo's strict test 4.5 % of the time (64 % with the thumb touching).
+    thumb_contacts: int = 2
 
     def validate(self) -> None:
         if not 0 <= self.distance_lower <= self.distance_upper:
@@ -120,15 +121,22 @@ class OptimizerConfig:
     reset_every: int = 600
     reset_stop_before_end: int = 1200
     reset_z: float = 1.0
-    # Adam steps on the pose after annealing, contacts fixed (0 = the reference: none); see optimize/refine.py
-    refine_iterations: int = 0
-    refine_step: float = 0.001
+    # Adam steps on the pose after annealing, contacts fixed, as a fraction of ``iterations``
+    # (reference: 0, none); see optimize/refine.py. Annealing leaves contacts mm off the surface;
+    # 2000 steps after 7000 took strict success on 5 YCB objects from 50 % to 78 % (with
+    # thumb_contacts = 2) for +29 % time.
+    refine_fraction: float = 0.3
+    refine_step: float = 0.002
+
+    @property
+    def refine_iterations(self) -> int:
+        return int(round(self.refine_fraction * self.iterations))
 
     def validate(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.iterations < 0 or self.refine_iterations < 0:
-            raise ConfigError("optimizer.iterations and optimizer.refine_iterations must be >= 0")
+        if self.iterations < 0 or not 0 <= self.refine_fraction <= 10:
+            raise ConfigError("optimizer.iterations must be >= 0 and optimizer.refine_fraction in [0, 10]")
         if not self.refine_step > 0:
             raise ConfigError("optimizer.refine_step must be > 0")
         if not 0 <= self.resample_prob <= 1 or not 0 < self.ema <= 1:

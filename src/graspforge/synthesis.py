@@ -27,6 +27,7 @@ from .optimize.refine import refine_poses
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
 SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object
+SQUEEZE_REACH = 0.01  # m, contacts farther than this from the surface are not squeezed
 MAX_JOINT_OFFSET = 0.3  # rad (or m for prismatic joints, scaled below): bounds the squeeze / opening
 DAMPING = 1e-3
 
@@ -48,15 +49,28 @@ def joint_offsets(J: torch.Tensor, delta: torch.Tensor, damping: float = DAMPING
     return torch.linalg.solve(H, rhs).squeeze(-1).to(J.dtype)
 
 
-def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Tensor, object_normals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pre-grasp (opened) and squeeze (closed) joint targets (B, D) for optimised grasps (METHOD.md s. 7)."""
+def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Tensor, object_normals: torch.Tensor,
+                         distance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pre-grasp (opened) and squeeze (closed) joint targets (B, D) for optimised grasps (METHOD.md s. 7).
+
+    Pre-grasp moves every contact ``PREGRASP_OPEN`` out along the object normal. Squeeze moves the
+    contacts that touch (object signed distance ``distance`` (B, K), positive inside, within
+    ``SQUEEZE_REACH``) to ``SQUEEZE_DEPTH`` inside the surface, and holds the others still: a contact
+    left 3 mm short must travel 8 mm to press 5 mm, and a contact that is not touching must not
+    drive its finger. Without ``distance`` every contact moves ``SQUEEZE_DEPTH`` (the reference).
+    """
     with torch.no_grad():
         J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts)
         q = pose[:, 9:]
         prismatic = torch.as_tensor([t == "prismatic" for t in hand.description.tree.actuated_joint_types()], device=q.device)
         limit = torch.where(prismatic, torch.full_like(q[0], 0.02), torch.full_like(q[0], MAX_JOINT_OFFSET))
+        if distance is None:
+            squeeze = -object_normals * SQUEEZE_DEPTH
+        else:
+            touching = (distance.abs() < SQUEEZE_REACH).unsqueeze(-1)
+            squeeze = torch.where(touching, -object_normals * (SQUEEZE_DEPTH + (-distance).clamp_min(0)).unsqueeze(-1), torch.zeros_like(object_normals))
         out = []
-        for delta in (object_normals * PREGRASP_OPEN, -object_normals * SQUEEZE_DEPTH):
+        for delta in (object_normals * PREGRASP_OPEN, squeeze):
             dq = joint_offsets(J, delta)
             dq = torch.maximum(torch.minimum(dq, limit), -limit)
             out.append(torch.minimum(torch.maximum(q + dq, hand.lower), hand.upper))
@@ -132,7 +146,7 @@ def synthesize(
         V = energy.qp_value(p, n_o)
         pen_depth = hand.penetration_depth(state, energy.object_points).amax(-1)
         spen_depth = hand.self_penetration_depth(state)
-        pre, squeeze = pregrasp_and_squeeze(hand, pose, contacts, n_o)
+        pre, squeeze = pregrasp_and_squeeze(hand, pose, contacts, n_o, d)
         quat = matrix_to_quaternion(rot6d_to_matrix(pose[:, 3:9]))
     names = np.asarray(hand.description.tree.link_names)
     clinks = names[hand.contact_links[contacts].cpu().numpy()]
