@@ -63,9 +63,14 @@ def test_evaluate_writes_results_and_filters(tmp_path, capsys):
     assert "overall" in out and "66.7%" in out and "# physics strict:" in out
     # a second run finds the results and does not redo them
     before = f.stat().st_mtime_ns
-    assert main(["evaluate", str(f), "--protocol", "strict", "reference", "--workers", "1", "--quiet"]) == 0
+    assert main(["evaluate", str(f), "--protocol", "strict", "reference", "--workers", "2", "--quiet"]) == 0
     assert f.stat().st_mtime_ns == before
     assert "already evaluated" in capsys.readouterr().err
+    # other settings are a new evaluation
+    assert main(["evaluate", str(f), "--protocol", "strict", "--set", "physics.force=50", "--workers", "1", "--quiet", "--no-geometry"]) == 0
+    assert GraspSet.load(f).extra["success"].tolist() == [False, False, False]  # 50 N pulls the box out
+    assert f.stat().st_mtime_ns != before
+    capsys.readouterr()
     # --json prints machine-readable figures
     assert main(["evaluate", str(f), "--protocol", "strict", "reference", "--workers", "1", "--quiet", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -84,7 +84,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import EvaluationError, evaluate_grasp_set, read_sidecar, write_evaluation
+    from ..evaluate.run import EvaluationError, evaluate_grasp_set, read_sidecar, settings_key, write_evaluation
     from ..evaluate.simulate import default_workers
     from ..hands import load_hand_description
 
@@ -108,9 +108,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             grasps = GraspSet.load(path)
             side = read_sidecar(path)
-            cfg_text = dump_toml(cfg)
-            done = side is not None and side.get("config_toml") == cfg_text and all(
-                f"eval_{p}_success" in grasps.extra for p in args.protocol) and (args.no_geometry or "eval_penetration_depth" in grasps.extra)
+            key = settings_key(cfg, args.protocol, not args.no_geometry)
+            done = side is not None and side.get("settings_key") == key and all(f"eval_{p}_success" in grasps.extra for p in args.protocol)
             if done and not args.force:
                 print(f"{path}: already evaluated with these settings (--force to redo)", file=sys.stderr)
                 rows.append(_row(path, grasps, side["summary"], args.protocol))
@@ -133,7 +132,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             finally:
                 if bar is not None:
                     bar.close()
-            write_evaluation(path, grasps, result, cfg, spec, obj)
+            write_evaluation(path, grasps, result, cfg, spec, obj, key)
             for e in result.errors:
                 print(f"{path}: {e}", file=sys.stderr)
             if args.keep_successful:

@@ -136,8 +136,14 @@ def sidecar_path(grasp_file: str | Path) -> Path:
     return p.with_name(p.name[: -len(p.suffix)] + ".eval.json") if p.suffix else p.with_name(p.name + ".eval.json")
 
 
+def settings_key(config: EvaluateConfig, protocols, geometry: bool) -> str:
+    """What determines an evaluation's results (not the worker count): compared to skip finished files."""
+    return json.dumps({"physics": asdict(config.physics), "metrics": asdict(config.metrics), "protocols": list(protocols),
+                       "geometry": bool(geometry), "version": __version__}, sort_keys=True)
+
+
 def write_evaluation(grasp_file: str | Path, grasps: GraspSet, result: EvaluationResult, config: EvaluateConfig,
-                     hand: str, obj: ObjectModel) -> tuple[Path, Path]:
+                     hand: str, obj: ObjectModel, settings: str = "") -> tuple[Path, Path]:
     """Store the per-grasp arrays in the grasp file and the summary in its sidecar, atomically."""
     grasps.extra.update(result.arrays)
     grasps.validate()
@@ -153,6 +159,7 @@ def write_evaluation(grasp_file: str | Path, grasps: GraspSet, result: Evaluatio
         "object_source": obj.source,
         "object_geometry": result.object_geometry,
         "config_toml": dump_toml(config),
+        "settings_key": settings,
         "summary": result.summary,
         "seconds": result.seconds,
         "errors": result.errors,
