@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..dataset.grasp_set import GraspSet
-from ..geometry.exact import exact_signed_distance, exact_signed_distance_union
+from ..geometry.exact import PreparedMesh, exact_signed_distance
 from ..geometry.sampling import sample_surface
 from ..hands.meshes import link_collision_meshes
 from ..hands.description import HandDescription
@@ -47,7 +47,11 @@ class ExactHandMeshes:
 
 def exact_grasp_metrics(grasps: GraspSet, hand: ExactHandMeshes, obj: ObjectModel, object_samples: int = 2500) -> dict[str, np.ndarray]:
     """Per-grasp exact metrics (N,) in metres: ``contact_distance``, ``penetration_depth`` (object in
-    hand), ``hand_in_object_depth``, ``self_penetration_depth``."""
+    hand), ``hand_in_object_depth``, ``self_penetration_depth``.
+
+    Queries run in each link's own frame (points are moved, meshes are not), so every link mesh is
+    prepared once for all grasps.
+    """
     desc = hand.description
     if grasps.joint_names != desc.joint_names:
         raise ValueError(f"grasp set joints {grasps.joint_names[:3]}... do not match hand {desc.name!r}")
@@ -58,7 +62,16 @@ def exact_grasp_metrics(grasps: GraspSet, hand: ExactHandMeshes, obj: ObjectMode
     R, t = st.links.rot.numpy(), st.links.pos.numpy()
     names = desc.tree.link_names
     V_obj, F_obj = np.asarray(obj.mesh.vertices), np.asarray(obj.mesh.faces)
+    obj_mesh = PreparedMesh(V_obj, F_obj)
     obj_pts = np.asarray(obj.surface_points)[:object_samples]
+    links = {n: names.index(n) for n in hand.parts}
+    prepared = {n: [PreparedMesh(v, f) for v, f in ps] for n, ps in hand.parts.items()}
+
+    def depth_in_link(points_world: np.ndarray, i: int, n: str) -> np.ndarray:
+        l = links[n]
+        local = (points_world - t[i, l]) @ R[i, l]  # world -> link frame (R orthonormal)
+        return np.max([m.depth(local) for m in prepared[n]], axis=0)
+
     # pairs a simulator would collide: the model's self-collision filter, on exact meshes
     pair_links = sorted({(int(a), int(b)) for a, b in zip(model._self_items[0], model._self_items[1])}) if hasattr(model, "_self_items") else []
     N = len(grasps)
@@ -66,28 +79,15 @@ def exact_grasp_metrics(grasps: GraspSet, hand: ExactHandMeshes, obj: ObjectMode
     d_contacts, _, _ = exact_signed_distance(V_obj, F_obj, grasps.contact_points.reshape(-1, 3))
     out["contact_distance"] = np.abs(d_contacts.reshape(N, -1)).mean(1)
     for i in range(N):
-        posed = {}
-        for n, ps in hand.parts.items():
-            l = names.index(n)
-            posed[n] = [(v @ R[i, l].T + t[i, l], f) for v, f in ps]
-        allparts = [p for ps in posed.values() for p in ps]
-        d_obj, _, _ = exact_signed_distance_union(allparts, obj_pts)
-        out["penetration_depth"][i] = max(0.0, float(d_obj.max()))
-        hand_pts = np.concatenate([s @ R[i, names.index(n)].T + t[i, names.index(n)] for n, s in hand.samples.items()])
-        d_hand, _, _ = exact_signed_distance(V_obj, F_obj, hand_pts)
-        out["hand_in_object_depth"][i] = max(0.0, float(d_hand.max()))
+        out["penetration_depth"][i] = max(float(depth_in_link(obj_pts, i, n).max()) for n in hand.parts)
+        hand_pts = np.concatenate([s @ R[i, links[n]].T + t[i, links[n]] for n, s in hand.samples.items()])
+        out["hand_in_object_depth"][i] = float(obj_mesh.depth(hand_pts).max())
         worst = 0.0
         for a, b in pair_links:
             na, nb = names[a], names[b]
-            if na not in hand.samples or nb not in posed:
+            if na not in hand.samples or nb not in prepared:
                 continue
             pa = hand.samples[na] @ R[i, a].T + t[i, a]
-            # cheap reject: bounding spheres
-            vb = np.concatenate([v for v, _ in posed[nb]])
-            cb, rb = vb.mean(0), np.linalg.norm(vb - vb.mean(0), axis=1).max()
-            if np.linalg.norm(pa - cb, axis=1).min() > rb:
-                continue
-            d, _, _ = exact_signed_distance_union(posed[nb], pa)
-            worst = max(worst, float(d.max()))
+            worst = max(worst, float(depth_in_link(pa, i, nb).max()))
         out["self_penetration_depth"][i] = worst
     return out

@@ -126,3 +126,33 @@ def exact_signed_distance_union(
         best[1] = np.where(better[:, None], c, best[1])
         best[2] = np.where(better[:, None], n, best[2])
     return best[0], best[1], best[2]
+
+
+class PreparedMesh:
+    """A closed mesh made ready for many depth queries: edges split once for the winding number,
+    and its bounding box, so points outside it are answered without any mesh query."""
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray) -> None:
+        self.v, self.f = _as_igl(vertices, faces)
+        used = self.v[np.unique(self.f)] if len(self.f) else np.zeros((1, 3))
+        self.lower, self.upper = used.min(0), used.max(0)
+        diag = float(np.linalg.norm(self.upper - self.lower))
+        self.wv, self.wf = _as_igl(*split_long_edges(self.v, self.f, diag * LONG_EDGE_FRACTION, max(4 * len(self.f), 200_000)))
+
+    def depth(self, points: np.ndarray) -> np.ndarray:
+        """(N,) depth of each point inside the mesh (distance to its surface), 0 outside; metres."""
+        import igl
+
+        q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        out = np.zeros(len(q))
+        if len(q) == 0 or len(self.f) == 0:
+            return out
+        idx = np.flatnonzero(np.all((q >= self.lower) & (q <= self.upper), axis=1))
+        if len(idx) == 0:
+            return out
+        w = np.asarray(igl.fast_winding_number(self.wv, self.wf, q[idx]))
+        inside = idx[w > INSIDE_WINDING]
+        if len(inside):
+            sq, _, _ = igl.point_mesh_squared_distance(q[inside], self.v, self.f)
+            out[inside] = np.sqrt(np.maximum(sq, 0.0))
+        return out
