@@ -184,3 +184,22 @@ def test_crossed_fingers_are_not_a_grasp():
     crossed = sim.run(far, IDENTITY, q, q, q)
     assert crossed["initial_self_penetration"] > physics.max_initial_penetration
     assert crossed["reason"] == PENETRATION and not crossed["success"]
+
+
+def test_shipped_pieces_in_either_unit_and_foreign_pieces(tmp_path):
+    import trimesh
+
+    folder = tmp_path / "thing"
+    (folder / "collisions").mkdir(parents=True)
+    trimesh.creation.box(extents=(40.0, 60.0, 80.0)).export(folder / "thing.obj")  # millimetres
+    trimesh.creation.box(extents=(40.0, 60.0, 80.0)).export(folder / "collisions" / "thing_col_0.obj")
+    obj = load_object(folder, scale=0.001)
+    pieces, how = collision_pieces(obj)
+    assert how == "shipped" and np.allclose(np.ptp(pieces[0][0], 0), [0.04, 0.06, 0.08])
+    trimesh.creation.box(extents=(0.04, 0.06, 0.08)).export(folder / "collisions" / "thing_col_0.obj")  # metres
+    pieces, how = collision_pieces(load_object(folder, scale=0.001))
+    assert how == "shipped" and np.allclose(np.ptp(pieces[0][0], 0), [0.04, 0.06, 0.08])
+    trimesh.creation.box(extents=(0.4, 0.6, 0.8)).export(folder / "collisions" / "thing_col_0.obj")  # belongs elsewhere
+    with pytest.warns(UserWarning, match="do not belong"):
+        pieces, how = collision_pieces(load_object(folder, scale=0.001))
+    assert how == "convex" and np.allclose(np.ptp(pieces[0][0], 0), [0.04, 0.06, 0.08])

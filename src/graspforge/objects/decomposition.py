@@ -7,6 +7,8 @@ once and cached by the mesh's content hash.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import trimesh
 
@@ -29,18 +31,32 @@ def _hull(v: np.ndarray) -> MeshPart:
 
 
 def shipped_pieces(obj: ObjectModel) -> list[MeshPart]:
-    """The convex pieces shipped beside the object's mesh, scaled like it; [] when there are none.
+    """The convex pieces shipped beside the object's mesh, in metres; [] when there are none.
 
-    Raises :class:`MeshLoadError` naming the piece that cannot be read.
+    Pieces are usually in the mesh file's units (scaled like it), but some sets ship millimetre
+    meshes with metre pieces (YCB's ``sns_cup``): the scale whose union box matches the object's is
+    used. Pieces that match the object at neither scale are ignored with a warning (the caller then
+    decomposes the mesh itself). Raises :class:`MeshLoadError` naming a piece that cannot be read.
     """
-    out = []
+    raw = []
     for path in obj.convex_pieces:
-        v, f = read_mesh_file(path)
-        v = np.asarray(v, np.float64) * obj.scale
+        v, _ = read_mesh_file(path)
+        v = np.asarray(v, np.float64)
         if len(v) < 4 or not np.all(np.isfinite(v)):
             raise MeshLoadError(f"{path}: convex piece of {obj.name!r} has no volume")
-        out.append(_hull(v))
-    return out
+        raw.append(v)
+    if not raw:
+        return []
+    allv = np.concatenate(raw)
+    extent = float(np.linalg.norm(allv.max(0) - allv.min(0)))
+    target = float(np.linalg.norm(obj.vertices.max(0) - obj.vertices.min(0)))
+    scales = sorted({obj.scale, 1.0}, key=lambda k: abs(np.log(max(extent * k, 1e-12) / max(target, 1e-12))))
+    k = scales[0]
+    if not 0.67 < extent * k / max(target, 1e-12) < 1.5:
+        warnings.warn(f"{obj.convex_pieces[0].parent}: the convex pieces of {obj.name!r} span {extent * k:.3g} m, the mesh "
+                      f"{target:.3g} m: they do not belong to it; decomposing the mesh instead", UserWarning, stacklevel=2)
+        return []
+    return [_hull(v * k) for v in raw]
 
 
 def coacd_pieces(obj: ObjectModel, threshold: float = COACD_THRESHOLD, max_pieces: int = COACD_MAX_PIECES, seed: int = 0) -> list[MeshPart]:
@@ -75,7 +91,9 @@ def collision_pieces(obj: ObjectModel, **coacd_options) -> tuple[list[MeshPart],
 
     A mesh that is already convex (within 0.1 % of its hull's volume) is its own single piece.
     """
-    pieces = shipped_pieces(obj)
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        pieces = shipped_pieces(obj)
     if pieces:
         return pieces, "shipped"
     hull = obj.convex_hull
