@@ -108,13 +108,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             grasps = GraspSet.load(path)
             side = read_sidecar(path)
-            key = settings_key(cfg, args.protocol, not args.no_geometry)
+            spec = _hand_spec(grasps, args.hand)
+            key = settings_key(cfg, args.protocol, not args.no_geometry, spec)
             done = side is not None and side.get("settings_key") == key and all(f"eval_{p}_success" in grasps.extra for p in args.protocol)
             if done and not args.force:
                 print(f"{path}: already evaluated with these settings (--force to redo)", file=sys.stderr)
                 rows.append(_row(path, grasps, side["summary"], args.protocol))
                 continue
-            spec = _hand_spec(grasps, args.hand)
             if spec not in hands:
                 hands[spec] = load_hand_description(spec)
             desc = hands[spec]

@@ -136,10 +136,10 @@ def sidecar_path(grasp_file: str | Path) -> Path:
     return p.with_name(p.name[: -len(p.suffix)] + ".eval.json") if p.suffix else p.with_name(p.name + ".eval.json")
 
 
-def settings_key(config: EvaluateConfig, protocols, geometry: bool) -> str:
+def settings_key(config: EvaluateConfig, protocols, geometry: bool, hand: str = "") -> str:
     """What determines an evaluation's results (not the worker count): compared to skip finished files."""
     return json.dumps({"physics": asdict(config.physics), "metrics": asdict(config.metrics), "protocols": list(protocols),
-                       "geometry": bool(geometry), "version": __version__}, sort_keys=True)
+                       "geometry": bool(geometry), "hand": str(hand), "version": __version__}, sort_keys=True)
 
 
 def write_evaluation(grasp_file: str | Path, grasps: GraspSet, result: EvaluationResult, config: EvaluateConfig,
