@@ -135,7 +135,8 @@ def synthesize(
     opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept)
     stats = opt.run(cfg.optimizer.iterations, callback=progress)
     if cfg.optimizer.refine_iterations:
-        opt.pose = refine_poses(energy, opt.pose, opt.contacts, cfg.optimizer.refine_iterations, cfg.optimizer.refine_step)
+        opt.pose = refine_poses(energy, opt.pose, opt.contacts, cfg.optimizer.refine_iterations, cfg.optimizer.refine_step,
+                                callback=(lambda: progress(opt)) if progress else None)
 
     # -- final geometry and exports ---------------------------------------------------------
     with torch.no_grad():

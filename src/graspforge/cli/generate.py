@@ -132,7 +132,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 if not args.quiet:
                     from tqdm import tqdm
 
-                    bar = tqdm(total=cfg.optimizer.iterations, desc=f"{names[:40]} [{gtype}]", unit="it", dynamic_ncols=True, file=sys.stderr)
+                    bar = tqdm(total=cfg.optimizer.iterations + cfg.optimizer.refine_iterations, desc=f"{names[:40]} [{gtype}]", unit="it", dynamic_ncols=True, file=sys.stderr)
 
                 def progress(opt, bar=bar):
                     if bar is not None:

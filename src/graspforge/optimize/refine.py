@@ -14,7 +14,8 @@ import torch
 
 
 def refine_poses(energy: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]], pose: torch.Tensor,
-                 contacts: torch.Tensor, iterations: int, step_size: float = 1e-3, final_step_fraction: float = 0.1) -> torch.Tensor:
+                 contacts: torch.Tensor, iterations: int, step_size: float = 1e-3, final_step_fraction: float = 0.1,
+                 callback: Callable[[], None] | None = None) -> torch.Tensor:
     """Poses (B, 3 + 6 + D) after ``iterations`` Adam steps on ``energy(pose, contacts)`` (B,).
 
     The step size decays geometrically from ``step_size`` to ``final_step_fraction * step_size``
@@ -40,6 +41,8 @@ def refine_poses(energy: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tens
         with torch.no_grad():
             x.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
+        if callback is not None:
+            callback()
     with torch.no_grad():  # the last step's result is checked too
         e, _ = energy(x, contacts)
         better = torch.isfinite(e) & (e < best_e)
