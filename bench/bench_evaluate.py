@@ -15,11 +15,12 @@ import torch
 
 from graspforge.config import physics_protocol
 from graspforge.dataset.grasp_set import GraspSet
+from graspforge.evaluate.run import grasp_set_object
 from graspforge.evaluate.scene import build_scene
 from graspforge.evaluate.simulate import GraspInputs, simulate_grasps
 from graspforge.hands import load_hand_description
 from graspforge.hands.meshes import link_collision_meshes
-from graspforge.objects import collision_pieces, load_object
+from graspforge.objects import collision_pieces
 
 
 def main() -> None:
@@ -31,8 +32,7 @@ def main() -> None:
     torch.set_num_threads(1)
     gs = GraspSet.load(args.grasp_file)
     desc = load_hand_description(args.hand or gs.hand)
-    src = gs.object_source[len("builtin:"):] if gs.object_source.startswith("builtin:") else gs.object_source
-    obj = load_object(src, scale=gs.object_scale)
+    obj = grasp_set_object(gs)
     t = time.perf_counter()
     pieces, origin = collision_pieces(obj)
     meshes = link_collision_meshes(desc)

@@ -88,7 +88,7 @@ def test_evaluate_reports_mismatched_files_and_goes_on(tmp_path, capsys):
     assert "b_joints.npz" in err and "do not match hand 'panda'" in err
     assert "c_object.npz" in err and "not the mesh the grasps were made for" in err
     assert GraspSet.load(good).extra["success"].tolist() == [True]  # the good file was still done
-    assert "success" not in GraspSet.load(wrong_joints).extra
+    assert "success" not in GraspSet.load(wrong_joints).extra and "success" not in GraspSet.load(wrong_object).extra
 
 
 def test_evaluate_rejects_bad_settings(tmp_path, capsys):

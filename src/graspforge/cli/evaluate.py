@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import PROTOCOLS, EvaluateConfig, dump_toml, load_config, physics_protocol
+from ..config import PROTOCOLS, EvaluateConfig, load_config, physics_protocol
 
 
 def add_parser(sub) -> None:
@@ -66,25 +66,11 @@ def _hand_spec(grasps, override: str | None) -> str:
     return grasps.hand
 
 
-def _load_object(grasps, path: Path, override: str | None):
-    from ..evaluate.run import EvaluationError
-    from ..objects import load_object
-
-    spec = override or grasps.object_source
-    if spec.startswith("builtin:"):
-        spec = spec[len("builtin:"):]
-    obj = load_object(spec, scale=None if override else grasps.object_scale)
-    if not override and obj.content_hash != grasps.object_hash:
-        raise EvaluationError(f"{path}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
-                              f"(content hash {obj.content_hash[:12]} != {grasps.object_hash[:12]}); pass --object to choose one")
-    return obj
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import EvaluationError, evaluate_grasp_set, read_sidecar, settings_key, write_evaluation
+    from ..evaluate.run import EvaluationError, evaluate_grasp_set, grasp_set_object, read_sidecar, settings_key, write_evaluation
     from ..evaluate.simulate import default_workers
     from ..hands import load_hand_description
 
@@ -118,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if spec not in hands:
                 hands[spec] = load_hand_description(spec)
             desc = hands[spec]
-            obj = _load_object(grasps, path, args.object_spec)
+            obj = grasp_set_object(grasps, args.object_spec, where=str(path))
             bar = None
             if not args.quiet:
                 from tqdm import tqdm

@@ -73,6 +73,21 @@ def check_hand(grasps: GraspSet, desc: HandDescription, where: str = "grasp set"
             + ("; same joints in another order" if not extra and not missing else ""))
 
 
+def grasp_set_object(grasps: GraspSet, override: str | None = None, where: str = "grasp set") -> ObjectModel:
+    """The object a grasp set was made for (its recorded source and scale), checked against the
+    recorded content hash; or ``override`` (a mesh or built-in spec), unchecked."""
+    from ..objects import load_object
+
+    spec = override or grasps.object_source
+    if spec.startswith("builtin:"):
+        spec = spec[len("builtin:"):]
+    obj = load_object(spec, scale=None if override else grasps.object_scale)
+    if not override and obj.content_hash != grasps.object_hash:
+        raise EvaluationError(f"{where}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
+                              f"(content hash {obj.content_hash[:12]} != {grasps.object_hash[:12]}); pass --object to choose one")
+    return obj
+
+
 def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel, config: EvaluateConfig | None = None,
                        protocols: tuple[str, ...] = ("strict",), workers: int = 1, geometry: bool = True,
                        progress: Callable[[int], None] | None = None) -> EvaluationResult:

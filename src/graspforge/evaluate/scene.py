@@ -24,7 +24,7 @@ import trimesh
 from ..config import PhysicsConfig
 from ..errors import GraspforgeError
 from ..hands.description import HandDescription
-from ..hands.kinematics import PRISMATIC, REVOLUTE
+from ..hands.kinematics import REVOLUTE
 from ..hands.meshes import LinkMeshes
 
 _INTEGRATORS = {"euler": mujoco.mjtIntegrator.mjINT_EULER, "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,

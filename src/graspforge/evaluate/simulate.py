@@ -70,7 +70,7 @@ class GraspSimulator:
     # -- helpers ----------------------------------------------------------------------------
     def _depths(self) -> tuple[float, float]:
         """Deepest hand-object and hand-hand penetration (m, >= 0) in the current data."""
-        d, m = self.data, self.model
+        d = self.data
         ho = hh = 0.0
         for c in d.contact[:d.ncon]:
             g1, g2 = c.geom1, c.geom2
