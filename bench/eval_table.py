@@ -2,8 +2,8 @@
 
     python bench/eval_table.py runs/a runs/b [--objects NAME ...]
 
-Per folder: grasps, success / UGR / joint entropy per protocol (UGR pooled over objects: unique
-successful grasps / grasps generated; H averaged over objects), mean D (mm) and seconds per grasp.
+Per folder, the same pooled figures as ``graspforge evaluate``'s overall row
+(:func:`graspforge.evaluate.run.pool_rows`), plus exact-geometry seconds per grasp.
 """
 
 from __future__ import annotations
@@ -12,35 +12,21 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
+from graspforge.evaluate.run import pool_rows, summary_row
 
 
 def folder_table(folder: Path, only: set[str] | None) -> dict:
-    rows = []
-    for side in sorted(folder.glob("*.eval.json")):
-        d = json.loads(side.read_text())
-        if only and d["object"] not in only:
-            continue
-        rows.append(d)
-    if not rows:
+    sides = [json.loads(p.read_text()) for p in sorted(folder.glob("*.eval.json"))]
+    sides = [d for d in sides if not only or d["object"] in only]
+    if not sides:
         return {"folder": str(folder), "objects": 0}
-    protocols = [p for p in ("strict", "reference") if all(p in r["summary"] for r in rows)]
-    out: dict = {"folder": str(folder), "objects": len(rows), "hand_geometry": sorted({r["hand_geometry"] for r in rows})}
-    n = np.array([r["summary"][protocols[0]]["grasps"] for r in rows], float)
-    out["grasps"] = int(n.sum())
-    for p in protocols:
-        s = [r["summary"][p] for r in rows]
-        out[p] = {
-            "success": float(np.dot([x["success_rate"] for x in s], n) / n.sum()),
-            "ugr": float(sum(x["unique"] for x in s) / n.sum()),
-            "H": float(np.mean([x["joint_entropy"] for x in s])),
-            "seconds_per_grasp": float(np.dot([x["seconds_per_grasp"] for x in s], n) / n.sum()),
-        }
-    s0 = [r["summary"][protocols[0]] for r in rows]
-    out["D_mm"] = float(np.mean([x.get("D_mm", np.nan) for x in s0]))
-    out["self_penetration_mm"] = float(np.mean([x.get("self_penetration_mm", np.nan) for x in s0]))
-    out["geometry_seconds_per_grasp"] = float(sum(r["seconds"].get("geometry", 0.0) for r in rows) / n.sum())
-    out["per_object"] = {r["object"]: {p: round(r["summary"][p]["success_rate"], 3) for p in protocols} for r in rows}
+    protocols = [p for p in ("strict", "reference") if all(p in d["summary"] for d in sides)]
+    rows = [summary_row(d["grasp_file"], d["object"], d["hand"], "", d["summary"][protocols[0]]["grasps"], d["summary"], protocols)
+            for d in sides]
+    out = {"folder": str(folder), "objects": len(rows), "hand_geometry": sorted({d["hand_geometry"] for d in sides})}
+    out.update(pool_rows(rows, protocols))
+    out["geometry_seconds_per_grasp"] = sum(d["seconds"].get("geometry", 0.0) for d in sides) / out["grasps"]
+    out["per_object"] = {r["object"]: {p: round(r[f"success_{p}"], 3) for p in protocols} for r in rows}
     return out
 
 

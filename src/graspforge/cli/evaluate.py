@@ -70,7 +70,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import EvaluationError, evaluate_grasp_set, grasp_set_object, read_sidecar, settings_key, write_evaluation
+    from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
+                                summary_row, write_evaluation)
     from ..evaluate.simulate import default_workers
     from ..hands import load_hand_description
 
@@ -99,7 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             done = side is not None and side.get("settings_key") == key and all(f"eval_{p}_success" in grasps.extra for p in args.protocol)
             if done and not args.force:
                 print(f"{path}: already evaluated with these settings (--force to redo)", file=sys.stderr)
-                rows.append(_row(path, grasps, side["summary"], args.protocol))
+                rows.append(summary_row(str(path), grasps.object_name, grasps.hand, grasps.grasp_type, len(grasps), side["summary"], args.protocol))
                 continue
             if spec not in hands:
                 hands[spec] = load_hand_description(spec)
@@ -124,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             if args.keep_successful:
                 keep = grasps.select(np.asarray(result.arrays["success"], bool))
                 keep.save(path.with_name(path.name[: -len(path.suffix)] + ".successful.npz"))
-            rows.append(_row(path, grasps, result.summary, args.protocol))
+            rows.append(summary_row(str(path), grasps.object_name, grasps.hand, grasps.grasp_type, len(grasps), result.summary, args.protocol))
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one bad file must not stop the others; reported and counted
@@ -135,7 +136,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             print(f"graspforge: error: {msg}", file=sys.stderr)
             failures.append(msg)
-    overall = _overall(rows, args.protocol)
+    overall = pool_rows(rows, args.protocol)
     if args.json:
         print(json.dumps({"files": rows, "overall": overall, "physics": {p: (cfg.physics if cfg.physics.protocol == p else physics_protocol(p)).__dict__ for p in args.protocol},
                           "failed": failures, "seconds": time.perf_counter() - t_all}, indent=1, default=float))
@@ -145,40 +146,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             ph = cfg.physics if cfg.physics.protocol == p else physics_protocol(p)
             print(f"# physics {p}: " + ", ".join(f"{k}={v}" for k, v in ph.__dict__.items() if k != "protocol"))
     return 1 if failures else 0
-
-
-def _row(path: Path, grasps, summary: dict, protocols: list[str]) -> dict:
-    first = summary[protocols[0]]
-    row = {"file": str(path), "object": grasps.object_name, "hand": grasps.hand, "type": grasps.grasp_type, "grasps": len(grasps)}
-    for p in protocols:
-        s = summary.get(p, {})
-        row[f"success_{p}"] = s.get("success_rate", float("nan"))
-        row[f"ugr_{p}"] = s.get("ugr", float("nan"))
-        row[f"unique_{p}"] = s.get("unique", 0)
-        row[f"H_{p}"] = s.get("joint_entropy", float("nan"))
-        row[f"seconds_per_grasp_{p}"] = s.get("seconds_per_grasp", float("nan"))
-    row["D_mm"] = first.get("D_mm", float("nan"))
-    row["self_penetration_mm"] = first.get("self_penetration_mm", float("nan"))
-    row["contact_distance_mm"] = first.get("contact_distance_mm", float("nan"))
-    return row
-
-
-def _overall(rows: list[dict], protocols: list[str]) -> dict:
-    import numpy as np
-
-    n = sum(r["grasps"] for r in rows)
-    out: dict = {"files": len(rows), "grasps": n}
-    if not rows:
-        return out
-    w = np.array([r["grasps"] for r in rows], float)
-    for p in protocols:
-        out[f"success_{p}"] = float(np.dot([r[f"success_{p}"] for r in rows], w) / max(n, 1))
-        out[f"ugr_{p}"] = float(sum(r[f"unique_{p}"] for r in rows) / max(n, 1))
-        out[f"H_{p}"] = float(np.mean([r[f"H_{p}"] for r in rows]))  # per object, then averaged
-        out[f"seconds_per_grasp_{p}"] = float(np.dot([r[f"seconds_per_grasp_{p}"] for r in rows], w) / max(n, 1))
-    for k in ("D_mm", "self_penetration_mm", "contact_distance_mm"):
-        out[k] = float(np.nanmean([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows) else float("nan")
-    return out
 
 
 def _table(rows: list[dict], overall: dict, protocols: list[str]) -> str:

@@ -17,7 +17,7 @@ import torch
 from ..dataset.grasp_set import GraspSet
 from ..geometry.exact import PreparedMesh, exact_signed_distance
 from ..geometry.sampling import sample_surface
-from ..hands.meshes import link_collision_meshes
+from ..hands.meshes import LinkMeshes, link_collision_meshes
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..objects import ObjectModel
@@ -33,8 +33,10 @@ class ExactHandMeshes:
     origin: str = "source"  # "source" meshes, or "grid" hulls for a built-in hand (hands.meshes)
 
     @classmethod
-    def from_description(cls, desc: HandDescription, samples_per_link: int = 400, seed: int = 0) -> "ExactHandMeshes":
-        meshes = link_collision_meshes(desc)
+    def from_description(cls, desc: HandDescription, samples_per_link: int = 400, seed: int = 0,
+                         meshes: LinkMeshes | None = None) -> "ExactHandMeshes":
+        """``meshes``: the hand's :func:`link_collision_meshes` when already at hand (read otherwise)."""
+        meshes = meshes or link_collision_meshes(desc)
         parts = meshes.parts
         samples = {}
         for name, ps in parts.items():

@@ -111,7 +111,7 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
     lower, upper = desc.tree.lower, desc.tree.upper
     if geometry:
         t = time.perf_counter()
-        geo = exact_grasp_metrics(grasps, ExactHandMeshes.from_description(desc), obj)
+        geo = exact_grasp_metrics(grasps, ExactHandMeshes.from_description(desc, meshes=hand_meshes), obj)
         seconds["geometry"] = time.perf_counter() - t
         for k, v in geo.items():
             arrays[f"eval_{k}"] = np.asarray(v, np.float64)
@@ -144,6 +144,40 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
     if protocols:
         arrays["success"] = arrays[f"eval_{protocols[0]}_success"].copy()
     return EvaluationResult(arrays, summary, seconds, hand_meshes.origin, piece_origin, errors)
+
+
+def summary_row(file: str, object_name: str, hand: str, grasp_type: str, grasps: int, summary: dict, protocols) -> dict:
+    """One table row (flat dict) from a grasp file's per-protocol summaries."""
+    first = summary[protocols[0]]
+    row = {"file": file, "object": object_name, "hand": hand, "type": grasp_type, "grasps": grasps}
+    for p in protocols:
+        s = summary.get(p, {})
+        row[f"success_{p}"] = s.get("success_rate", float("nan"))
+        row[f"ugr_{p}"] = s.get("ugr", float("nan"))
+        row[f"unique_{p}"] = s.get("unique", 0)
+        row[f"H_{p}"] = s.get("joint_entropy", float("nan"))
+        row[f"seconds_per_grasp_{p}"] = s.get("seconds_per_grasp", float("nan"))
+    for k in ("D_mm", "self_penetration_mm", "contact_distance_mm"):
+        row[k] = first.get(k, float("nan"))
+    return row
+
+
+def pool_rows(rows: list[dict], protocols) -> dict:
+    """Figures over several files: success and time weighted by grasps, UGR = unique successful
+    grasps / grasps generated, H averaged over files (objects), depths averaged over files."""
+    n = sum(r["grasps"] for r in rows)
+    out: dict = {"files": len(rows), "grasps": n}
+    if not rows:
+        return out
+    w = np.array([r["grasps"] for r in rows], float)
+    for p in protocols:
+        out[f"success_{p}"] = float(np.dot([r[f"success_{p}"] for r in rows], w) / max(n, 1))
+        out[f"ugr_{p}"] = float(sum(r[f"unique_{p}"] for r in rows) / max(n, 1))
+        out[f"H_{p}"] = float(np.mean([r[f"H_{p}"] for r in rows]))
+        out[f"seconds_per_grasp_{p}"] = float(np.dot([r[f"seconds_per_grasp_{p}"] for r in rows], w) / max(n, 1))
+    for k in ("D_mm", "self_penetration_mm", "contact_distance_mm"):
+        out[k] = float(np.nanmean([r[k] for r in rows])) if any(np.isfinite(r[k]) for r in rows) else float("nan")
+    return out
 
 
 def sidecar_path(grasp_file: str | Path) -> Path:

@@ -93,14 +93,14 @@ def _add_mesh_geom(spec, body, name: str, V: np.ndarray, F: np.ndarray, physics:
     g.rgba = rgba
 
 
-def _solid_part(V: np.ndarray, F: np.ndarray) -> bool:
-    """True when the part's hull has volume (MuJoCo refuses flat meshes)."""
+def _hull_volume(V: np.ndarray) -> float:
+    """Volume of the part's convex hull (0 for flat or degenerate parts, which MuJoCo refuses)."""
     if len(V) < 4:
-        return False
+        return 0.0
     try:
-        return trimesh.convex.convex_hull(np.asarray(V, np.float64)).volume > 1e-12
+        return float(trimesh.convex.convex_hull(np.asarray(V, np.float64)).volume)
     except Exception:
-        return False
+        return 0.0
 
 
 def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: list[tuple[np.ndarray, np.ndarray]],
@@ -154,7 +154,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
         parts = hand_meshes.parts.get(name, [])
         kept = 0
         for k, (V, F) in enumerate(parts):
-            if not _solid_part(V, F):
+            if _hull_volume(V) <= 1e-12:
                 continue
             _add_mesh_geom(spec, body, f"hand:{name}:{k}", _transform(V, tree.post[l]), F, physics, physics.hand_density, hand_rgba)
             kept += 1
@@ -194,10 +194,11 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     # the object: convex pieces at a density that gives the configured mass
     obj = spec.worldbody.add_body(name="object")
     obj.add_freejoint(name="object_free")
-    solid = [(V, F) for V, F in object_pieces if _solid_part(V, F)]
+    volumes = [_hull_volume(V) for V, _ in object_pieces]
+    solid = [piece for piece, vol in zip(object_pieces, volumes) if vol > 1e-12]
     if not solid:
         raise SceneError(f"object {object_name!r}: no convex piece with volume")
-    volume = sum(trimesh.convex.convex_hull(np.asarray(V, np.float64)).volume for V, _ in solid)
+    volume = sum(vol for vol in volumes if vol > 1e-12)
     for k, (V, F) in enumerate(solid):
         _add_mesh_geom(spec, obj, f"object:{k}", V, F, physics, physics.object_mass / volume, [0.9, 0.5, 0.2, 1.0])
 

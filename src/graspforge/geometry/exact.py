@@ -58,18 +58,7 @@ def split_long_edges(
 
 def winding_number(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Generalised winding number of ``points`` (N, 3) w.r.t. the mesh: ~1 inside, ~0 outside."""
-    v, f = _as_igl(vertices, faces)
-    q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
-    if len(q) == 0:
-        return np.zeros(0)
-    if len(f) == 0:
-        return np.zeros(len(q))
-    import igl
-
-    used = v[np.unique(f)]
-    diag = float(np.linalg.norm(used.max(0) - used.min(0)))
-    v, f = _as_igl(*split_long_edges(v, f, diag * LONG_EDGE_FRACTION, max(4 * len(f), 200_000)))
-    return np.asarray(igl.fast_winding_number(v, f, q))
+    return PreparedMesh(vertices, faces).winding(points)
 
 
 def exact_signed_distance(
@@ -139,6 +128,15 @@ class PreparedMesh:
         diag = float(np.linalg.norm(self.upper - self.lower))
         self.wv, self.wf = _as_igl(*split_long_edges(self.v, self.f, diag * LONG_EDGE_FRACTION, max(4 * len(self.f), 200_000)))
 
+    def winding(self, points: np.ndarray) -> np.ndarray:
+        """(N,) generalised winding number of ``points``: ~1 inside, ~0 outside."""
+        import igl
+
+        q = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        if len(q) == 0 or len(self.f) == 0:
+            return np.zeros(len(q))
+        return np.asarray(igl.fast_winding_number(self.wv, self.wf, q))
+
     def depth(self, points: np.ndarray) -> np.ndarray:
         """(N,) depth of each point inside the mesh (distance to its surface), 0 outside; metres."""
         import igl
@@ -150,7 +148,7 @@ class PreparedMesh:
         idx = np.flatnonzero(np.all((q >= self.lower) & (q <= self.upper), axis=1))
         if len(idx) == 0:
             return out
-        w = np.asarray(igl.fast_winding_number(self.wv, self.wf, q[idx]))
+        w = self.winding(q[idx])
         inside = idx[w > INSIDE_WINDING]
         if len(inside):
             sq, _, _ = igl.point_mesh_squared_distance(q[inside], self.v, self.f)
