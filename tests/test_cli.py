@@ -46,7 +46,7 @@ def test_hands_list():
 def test_unknown_hand_exits_with_message():
     r = run("hands", "show", "no_such_hand")
     assert r.returncode == 1
-    assert "no built-in hand or file named 'no_such_hand'" in r.stderr
+    assert "no hand or file named 'no_such_hand'" in r.stderr
     assert "Traceback" not in r.stderr
 
 

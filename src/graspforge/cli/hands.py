@@ -7,8 +7,9 @@ import json
 
 import numpy as np
 
-from ..hands import builtin_hand_names, load_hand_description
-from ..hands.description import HandDescription
+from ..config import ConfigError
+from ..hands import builtin_hand_names, load_hand_description, user_hand_names
+from ..hands.description import BuildOptions, HandDescription
 
 
 def add_parser(sub) -> None:
@@ -18,9 +19,40 @@ def add_parser(sub) -> None:
     show.add_argument("hand", help="built-in name, hand folder, or URDF/MJCF file")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=cmd_show)
-    lst = hs.add_parser("list", help="list the built-in hands")
+    lst = hs.add_parser("list", help="list the built-in and imported hands")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(func=cmd_list)
+    imp = hs.add_parser("import", help="make a hand from a URDF/MJCF (with or without the reference JSON files)",
+                        description="Build a hand from a URDF/MJCF with meshes: contact candidates on the palmar side of "
+                        "finger and palm links, collision grids, self-collision samples, hand frame, grasp types, open "
+                        "pose, mimic joints. The reference's contact_points.json / penetration_points.json / "
+                        "eigengrasps.json next to the model are used when present. Writes a hand folder that "
+                        "'--hand NAME' finds (in $GRASPFORGE_HANDS_DIR or ~/.local/share/graspforge/hands).")
+    imp.add_argument("model", help="URDF (.urdf) or MJCF (.xml) file, or a folder holding exactly one")
+    imp.add_argument("--name", required=True, help="name to load the hand by")
+    imp.add_argument("--out", default=None, help="write the hand folder here instead of the user hands folder")
+    imp.add_argument("--candidates-per-link", type=int, default=BuildOptions.default_candidates_per_link,
+                     help="contact candidates per link without a contact file (default %(default)s)")
+    imp.add_argument("--link-candidates", nargs="+", default=[], metavar="LINK=N",
+                     help="candidates for named links (0 leaves a link out; a named link with no palmar side gets them anywhere)")
+    imp.add_argument("--no-known-facts", action="store_true",
+                     help="infer open pose, axes and couplings even for hands graspforge knows (hands/known.py)")
+    imp.add_argument("--force", action="store_true", help="replace an existing hand folder")
+    imp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    imp.set_defaults(func=cmd_import)
+    chk = hs.add_parser("check", help="draw a hand's candidates and collision geometry, and run a synthesis smoke test",
+                        description="Writes a PNG (three views: collision geometry, contact candidates with normals, "
+                        "approach/up axes) and optimises a few grasps on a built-in sphere; reports what went wrong "
+                        "if they do not converge. Exit code 1 when the smoke test fails.")
+    chk.add_argument("hand", help="built-in or imported name, hand folder, or URDF/MJCF file")
+    chk.add_argument("--out", default=None, help="PNG path (default HAND_check.png)")
+    chk.add_argument("--grasp-type", default="full")
+    chk.add_argument("--grasps", type=int, default=16)
+    chk.add_argument("--contacts", type=int, default=4, help="contacts per grasp (default %(default)s)")
+    chk.add_argument("--iterations", type=int, default=1500, help="optimiser iterations, schedule compressed (default %(default)s)")
+    chk.add_argument("--radius", type=float, default=0.03, help="sphere radius, m (default %(default)s)")
+    chk.add_argument("--no-smoke", action="store_true", help="only draw the picture")
+    chk.set_defaults(func=cmd_check)
 
 
 def summary(d: HandDescription) -> dict:
@@ -87,11 +119,74 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [summary(load_hand_description(n)) for n in builtin_hand_names()]
+    rows = [summary(load_hand_description(n)) | {"kind": "built-in"} for n in builtin_hand_names()]
+    rows += [summary(load_hand_description(n)) | {"kind": "imported"} for n in user_hand_names()]
     if args.json:
-        print(json.dumps([{k: r[k] for k in ("name", "dof", "num_candidates")} | {"links": len(r["links"]), "grasp_types": sorted(r["grasp_types"])} for r in rows], indent=1))
+        print(json.dumps([{k: r[k] for k in ("name", "kind", "dof", "num_candidates")} | {"links": len(r["links"]), "grasp_types": sorted(r["grasp_types"])} for r in rows], indent=1))
         return 0
-    print(f"{'hand':<14} {'DoF':>4} {'links':>6} {'candidates':>11}  grasp types")
+    print(f"{'hand':<14} {'kind':<9} {'DoF':>4} {'links':>6} {'candidates':>11}  grasp types")
     for r in rows:
-        print(f"{r['name']:<14} {r['dof']:>4} {len(r['links']):>6} {r['num_candidates']:>11}  {', '.join(sorted(r['grasp_types']))}")
+        print(f"{r['name']:<14} {r['kind']:<9} {r['dof']:>4} {len(r['links']):>6} {r['num_candidates']:>11}  {', '.join(sorted(r['grasp_types']))}")
     return 0
+
+
+def _link_counts(items: list[str]) -> dict[str, int]:
+    out = {}
+    for it in items:
+        link, sep, n = it.partition("=")
+        if not sep or not link:
+            raise ConfigError(f"--link-candidates {it!r}: expected LINK=N")
+        try:
+            out[link] = int(n)
+        except ValueError:
+            raise ConfigError(f"--link-candidates {it!r}: N must be an integer") from None
+        if out[link] < 0:
+            raise ConfigError(f"--link-candidates {it!r}: N must be >= 0")
+    return out
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..hands import import_hand
+
+    if args.candidates_per_link < 1:
+        raise ConfigError("--candidates-per-link must be >= 1")
+    opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
+                        use_known_facts=not args.no_known_facts)
+    desc, folder = import_hand(args.model, args.name, out=args.out, options=opts, force=args.force)
+    s = summary(desc) | {"folder": str(folder)}
+    if args.json:
+        print(json.dumps(s, indent=1))
+    else:
+        _print_summary(s)
+        print(f"\nwritten to {folder}; use it as --hand {args.name if args.out is None else folder}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..hands import load_hand
+    from ..synthesis import smoke_test
+    from ..viz import render_hand
+
+    desc = load_hand_description(args.hand)
+    desc.grasp_type(args.grasp_type)  # unknown type: clear error before any work
+    out = args.out or f"{desc.name}_check.png"
+    render_hand(desc, out)
+    print(f"{desc.name}: {desc.dof} DoF, {len(desc.contact_points)} contact candidates; picture written to {out}")
+    for w in desc.warnings:
+        print(f"warning: {w}")
+    if args.no_smoke:
+        return 0
+    if getattr(args, "threads_global", None) is None:
+        torch.set_num_threads(1)  # small batched ops: one thread is faster (see generate)
+    hand = load_hand(args.hand)
+    r = smoke_test(hand, grasps=args.grasps, iterations=args.iterations, radius=args.radius, grasp_type=args.grasp_type, contacts=args.contacts)
+    print(f"smoke test: {args.grasps} grasps, {args.contacts} contacts, {args.iterations} iterations on a {args.radius * 100:g} cm "
+          f"sphere in {r.seconds:.1f} s: {r.ok_fraction:.0%} with mean |contact distance| < 5 mm "
+          f"(median {np.median(r.contact_distance) * 1000:.1f} mm)")
+    print("median energy terms: " + ", ".join(f"{k[7:]} {v:.4f}" for k, v in r.terms.items()))
+    for p in r.problems:
+        print(f"problem: {p}")
+    print("smoke test passed" if r.passed else "smoke test FAILED")
+    return 0 if r.passed else 1

@@ -65,9 +65,18 @@ class GraspEnergy:
 
     def qp_value(self, p: torch.Tensor, n_o: torch.Tensor) -> torch.Tensor:
         """V(G) (B,) of the force-closure QP at these contacts (a fresh solve, whatever the method)."""
+        return self.qp_solution(p, n_o)[0]
+
+    def qp_solution(self, p: torch.Tensor, n_o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """V(G) (B,) and the contact forces (B, K, 3) of the force-closure QP's minimiser at contacts
+        ``p`` with outward object normals ``n_o`` (B, K, 3): each force is the sum of its cone edges
+        weighted by l*, pointing into the object (dimensionless; every edge weight is >= 1)."""
+        f = self.fc_config
         with torch.no_grad():
-            return fc.ForceClosureQP(self.fc_config).solve(fc.grasp_matrix(p, n_o, self.objects.center, self.fc_config.mu,
-                                                                             self.fc_config.torque_weight, self.fc_config.num_edges)).value
+            res = fc.ForceClosureQP(f).solve(fc.grasp_matrix(p, n_o, self.objects.center, f.mu, f.torque_weight, f.num_edges))
+            edges = fc.friction_cone_edges(n_o, f.mu, f.num_edges)  # (B, K, m, 3)
+            forces = (res.l.reshape(*edges.shape[:3], 1) * edges).sum(2)
+        return res.value, forces
 
     def __call__(self, pose: torch.Tensor, contacts: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.cfg

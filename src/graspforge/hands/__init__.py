@@ -2,7 +2,7 @@
 
 from .description import BuildOptions, GraspType, HandDescription, build_hand_description
 from .kinematics import KinematicTree, TorchKinematics
-from .loading import builtin_hand_names, load_hand, load_hand_description
+from .loading import builtin_hand_names, import_hand, load_hand, load_hand_description, user_hand_names, user_hands_dir
 from .model import HandModel, HandState
 
 __all__ = [
@@ -15,6 +15,9 @@ __all__ = [
     "TorchKinematics",
     "build_hand_description",
     "builtin_hand_names",
+    "import_hand",
     "load_hand",
     "load_hand_description",
+    "user_hand_names",
+    "user_hands_dir",
 ]

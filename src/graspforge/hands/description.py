@@ -24,8 +24,9 @@ from ..errors import HandLoadError, UnknownNameError
 from ..geometry.atlas import LinkGrid, build_link_grid
 from ..geometry.exact import exact_signed_distance
 from ..geometry.sampling import farthest_point_sampling, sample_surface
-from .geometry_spec import GeometryElement, link_mesh
+from .geometry_spec import GeometryElement
 from .kinematics import KinematicTree
+from . import structure
 from .known import KNOWN_HANDS
 from .reference_layout import GRASP_TYPE_ALIASES, read_contact_points, read_eigengrasps, read_penetration_points
 from .urdf import ParsedHand
@@ -63,6 +64,11 @@ class BuildOptions:
     default_candidates_per_link: int = 8  # links without a contact_points.json entry
     dense_samples: int = 2000  # area-uniform samples before farthest-point selection
     seed: int = 0
+    # candidates per link for hands without contact_points.json: {link: count}; 0 leaves a link out.
+    # Links not named get default_candidates_per_link on their palmar side (hands/structure.py).
+    link_candidates: dict = field(default_factory=dict)
+    # use the recorded facts of known hands (hands/known.py: open pose, axes, couplings)
+    use_known_facts: bool = True
 
 
 @dataclass
@@ -322,7 +328,7 @@ def build_hand_description(
     opt = options or BuildOptions()
     hand_dir = Path(hand_dir) if hand_dir is not None else parsed.source.parent
     warnings = list(parsed.warnings)
-    known = KNOWN_HANDS.get(parsed.name, {})
+    known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
     tree = _apply_couplings(parsed.tree, known.get("couplings", {}), parsed.source)
     L = tree.num_links
     names = tree.link_names
@@ -351,6 +357,24 @@ def build_hand_description(
         link_grid[l] = grid_of_key[key]
     if not grids:
         raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
+    for n in opt.link_candidates:
+        if n not in names:
+            raise HandLoadError(f"{parsed.source}: link_candidates names link {n!r}, which this hand does not have")
+
+    # -- structure the files may not state: closing directions, palm, fingers, open pose -------
+    has_geometry = np.array([n in meshes for n in names])
+    centres = np.array([meshes[n].bounds.mean(0) if n in meshes else np.zeros(3) for n in names])
+    closing = structure.closing_directions(tree, centres, has_geometry)
+    D = tree.dof
+    canonical = structure.open_pose(tree, closing)
+    if "canonical_list" in known and len(known["canonical_list"]) == D:
+        canonical = np.asarray(known["canonical_list"], float)
+    for j, v in known.get("canonical", {}).items():
+        if j in tree.actuated_joints:
+            canonical[tree.actuated_joints.index(j)] = v
+    canonical = np.clip(canonical, tree.lower, tree.upper)
+    palm = structure.palm_link(tree, has_geometry)
+    fingers = structure.find_fingers(tree, has_geometry, canonical, centres, closing, np.array([is_thumb_link(n) for n in names]))
 
     # -- grasp types (eigengrasps.json) decide how many candidates each link needs ------------
     eg_path = hand_dir / "eigengrasps.json"
@@ -394,9 +418,17 @@ def build_hand_description(
             if spec.points:
                 pts.append(trimesh.transform_points(np.asarray(spec.points), T))
         else:
-            # no contact file: spread default candidates over the whole link surface
-            k = max(want, opt.default_candidates_per_link)
-            dense, _ = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=rng_seed)
+            # no contact file: candidates on the link's palmar side (where it moves when the hand closes)
+            k = int(opt.link_candidates.get(n, max(want, opt.default_candidates_per_link)))
+            if k <= 0:
+                continue
+            dense, dn = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=rng_seed)
+            palmar = structure.palmar_mask(tree, canonical, closing, np.full(len(dense), l), dense, dn, palm, fingers, centres)
+            if n in opt.link_candidates and not palmar.any():
+                palmar[:] = True  # asked for by name: the whole surface
+            if palmar.sum() < k:
+                continue
+            dense = dense[palmar]
             pts.append(dense[farthest_point_sampling(dense, k)])
         if not pts:
             continue
@@ -411,12 +443,25 @@ def build_hand_description(
     contact_normals = np.concatenate(cnrm)
     contact_links = np.concatenate(clink)
     contact_rank = np.concatenate(crank)
+    if specs is None:
+        buried = _buried_candidates(tree, canonical, meshes, contact_points, contact_links)
+        if buried.any():
+            where = ", ".join(f"{names[l]} {int((buried & (contact_links == l)).sum())}" for l in np.unique(contact_links[buried]))
+            warnings.append(f"{int(buried.sum())} contact candidates lie inside another link in the open pose (unreachable) "
+                            f"and were dropped: {where}")
+        keep = ~buried
+        contact_points, contact_normals, contact_links = contact_points[keep], contact_normals[keep], contact_links[keep]
+        contact_rank = np.concatenate([np.arange(int((contact_links == l).sum())) for l in np.unique(contact_links)]) if keep.any() else contact_rank[keep]
+        if not keep.any():
+            raise HandLoadError(f"{parsed.source}: every contact candidate is inside another link")
     per_link = {names[l]: int((contact_links == l).sum()) for l in np.unique(contact_links)}
 
     # -- grasp types -------------------------------------------------------------------------------
     grasp_types: dict[str, GraspType] = {}
     if not types_raw:
-        types_raw = {"full": dict(per_link)}
+        lid = {n: i for i, n in enumerate(names)}
+        proposed = structure.propose_grasp_types(tree, fingers, palm, {lid[n] for n in per_link}, canonical, closing, centres)
+        types_raw = {t: {names[l]: per_link[names[l]] for l in links} for t, links in proposed.items()}
     for tname, links in types_raw.items():
         known_links = {k: min(v, per_link[k]) for k, v in links.items() if k in per_link}
         for k in links:
@@ -464,25 +509,27 @@ def build_hand_description(
         if rows:
             spheres, sphere_links = np.concatenate(rows), np.concatenate(lks)
 
-    # -- canonical pose and hand frame ---------------------------------------------------------
-    D = tree.dof
-    canonical = np.clip(np.zeros(D), tree.lower, tree.upper)
-    if "canonical_list" in known and len(known["canonical_list"]) == D:
-        canonical = np.asarray(known["canonical_list"], float)
-    for j, v in known.get("canonical", {}).items():
-        if j in tree.actuated_joints:
-            canonical[tree.actuated_joints.index(j)] = v
-    canonical = np.clip(canonical, tree.lower, tree.upper)
+    # -- hand frame -------------------------------------------------------------------------------
     if "approach_axis" in known:
         approach = np.asarray(known["approach_axis"], float)
         up = np.asarray(known["up_axis"], float)
     else:
-        approach, up = estimate_hand_axes(tree, contact_points, contact_normals, contact_links, canonical)
+        approach, up = structure.hand_axes(tree, canonical, centres, palm, fingers, closing)
     approach = approach / np.linalg.norm(approach)
     up = up - approach * (up @ approach)
     if np.linalg.norm(up) < 1e-6:
         raise HandLoadError(f"{parsed.source}: up axis is parallel to the approach axis")
     up = up / np.linalg.norm(up)
+    # the hand must approach palm first (hands: the candidates face along the approach axis) or
+    # fingertips first (grippers, whose pads face each other)
+    Tc = tree.forward_numpy(canonical)
+    facing = float(np.einsum("cij,cj->ci", Tc[contact_links, :3, :3], contact_normals).mean(0) @ approach)
+    tips = structure.leaf_links(tree, has_geometry)
+    reach = float((np.mean([Tc[t, :3, :3] @ centres[t] + Tc[t, :3, 3] for t in tips], 0) - (Tc[palm, :3, :3] @ centres[palm] + Tc[palm, :3, 3])) @ approach) if tips else 0.0
+    if facing < -0.2 or (facing <= 0 and reach < 0):
+        warnings.append(f"the approach axis {np.round(approach, 3).tolist()} points away from the palm: the contact candidates "
+                        f"face against it (mean normal . approach = {facing:.2f}) and the fingertips lie behind the palm "
+                        f"along it ({reach * 1000:.0f} mm)")
 
     uniq = sorted({str(p) for p in sources})
     provenance = {
@@ -517,18 +564,27 @@ def build_hand_description(
     return desc
 
 
-def estimate_hand_axes(tree, contact_points, contact_normals, contact_links, q) -> tuple[np.ndarray, np.ndarray]:
-    """Approach axis = mean outward candidate normal in the root frame at pose ``q`` (the palm side
-    faces where the candidates face); up axis = from the root towards the mean candidate position."""
+def _buried_candidates(tree: KinematicTree, q: np.ndarray, meshes: dict, points: np.ndarray, links: np.ndarray,
+                       depth: float = 0.002) -> np.ndarray:
+    """(C,) bool: candidates more than ``depth`` m inside another link's geometry at pose ``q``
+    (a proximal phalanx's palmar side tucked under the palm, say): no object can reach them."""
     T = tree.forward_numpy(q)
-    R = T[contact_links, :3, :3]
-    p = np.einsum("cij,cj->ci", R, contact_points) + T[contact_links, :3, 3]
-    n = np.einsum("cij,cj->ci", R, contact_normals)
-    approach = n.mean(0)
-    if np.linalg.norm(approach) < 1e-6:
-        approach = np.array([0.0, 0.0, 1.0])
-    approach /= np.linalg.norm(approach)
-    up = p.mean(0) - approach * (p.mean(0) @ approach)
-    if np.linalg.norm(up) < 1e-6:
-        up = np.cross(approach, [1.0, 0, 0]) if abs(approach[0]) < 0.9 else np.cross(approach, [0, 1.0, 0])
-    return approach, up / np.linalg.norm(up)
+    names = tree.link_names
+    world = np.einsum("cij,cj->ci", T[links, :3, :3], points) + T[links, :3, 3]
+    out = np.zeros(len(points), bool)
+    for l, n in enumerate(names):
+        if n not in meshes:
+            continue
+        other = links != l
+        if not other.any():
+            continue
+        local = (world[other] - T[l, :3, 3]) @ T[l, :3, :3]
+        m = meshes[n]
+        lo, hi = m.bounds
+        near = np.all((local > lo - depth) & (local < hi + depth), axis=1)
+        if not near.any():
+            continue
+        d, _, _ = exact_signed_distance(m.vertices, m.faces, local[near])
+        idx = np.flatnonzero(other)[near]
+        out[idx] |= np.asarray(d) > depth
+    return out

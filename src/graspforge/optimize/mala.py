@@ -43,6 +43,9 @@ class GraspOptimizer:
     ``energy(pose, contacts)`` returns (total (B,), terms); the optimiser differentiates it w.r.t. the
     pose. ``reinit(mask)`` returns fresh (pose, contacts) rows for the grasps in ``mask`` (B,) bool.
     ``resample(contacts, mask)`` replaces the masked contact entries with random allowed candidates.
+    ``project(pose)``, when given, maps every proposal into the feasible set (the hand's joint
+    limits): the reference only penalises limit violations softly, and 9 % of its Allegro grasps on
+    YCB ended up to 0.55 rad outside a limit, a pose the real hand cannot take.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class GraspOptimizer:
         on_reset: Callable[[torch.Tensor], None] | None = None,
         on_accept: Callable[[torch.Tensor], None] | None = None,
         record_every: int = 10,
+        project: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
         config.validate()
         B = pose.shape[0]
@@ -70,6 +74,8 @@ class GraspOptimizer:
         # told which rows now sit at the last evaluated state (the energy's QP keeps warm starts)
         self.on_accept = on_accept
         self.record_every = record_every
+        # maps a proposal back into the feasible set (joint limits); identity when None
+        self.project = project
         self.pose = pose.detach().clone()
         self.contacts = contacts.clone()
         self.k = torch.zeros(B, dtype=torch.long, device=pose.device)
@@ -153,6 +159,8 @@ class GraspOptimizer:
         step = c.step_size * c.step_decay ** torch.div(self.k, c.step_decay_every, rounding_mode="floor").to(self.pose.dtype)
         self.ema = c.ema * self._group_mean(self.grad.square()) + (1 - c.ema) * self.ema
         proposal = self.pose - step[:, None] * self.grad / (self.ema.sqrt() + 1e-6)
+        if self.project is not None:
+            proposal = self.project(proposal)
         resample = self._rand(*self.contacts.shape) < c.resample_prob
         contacts = self.resample(self.contacts, resample)
         e_new, terms_new, g_new = self._evaluate(proposal, contacts)

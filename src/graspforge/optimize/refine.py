@@ -15,11 +15,13 @@ import torch
 
 def refine_poses(energy: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]], pose: torch.Tensor,
                  contacts: torch.Tensor, iterations: int, step_size: float = 1e-3, final_step_fraction: float = 0.1,
-                 callback: Callable[[], None] | None = None) -> torch.Tensor:
+                 callback: Callable[[], None] | None = None,
+                 project: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Poses (B, 3 + 6 + D) after ``iterations`` Adam steps on ``energy(pose, contacts)`` (B,).
 
     The step size decays geometrically from ``step_size`` to ``final_step_fraction * step_size``
     (pose units: m, 6D rotation, rad). Rows that become non-finite keep their best finite pose.
+    ``project`` maps poses back into the feasible set (joint limits) after every step.
     """
     best = pose.detach().clone()
     if iterations <= 0:
@@ -41,6 +43,9 @@ def refine_poses(energy: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tens
         with torch.no_grad():
             x.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
+        if project is not None:
+            with torch.no_grad():
+                x.copy_(project(x))
         if callback is not None:
             callback()
     with torch.no_grad():  # the last step's result is checked too

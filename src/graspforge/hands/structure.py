@@ -1,0 +1,299 @@
+"""What a bare URDF/MJCF does not say about a hand, inferred from its kinematics and geometry.
+
+Used by :func:`~graspforge.hands.description.build_hand_description` for hands that come without the
+reference JSON files (``contact_points.json``, ``eigengrasps.json``) and without recorded facts
+(:mod:`graspforge.hands.known`):
+
+- which way each joint *closes* (:func:`closing_directions`),
+- a canonical open pose within the limits (:func:`open_pose`),
+- the fingers: chains of links from the palm to each tip, and which one is the thumb (:func:`find_fingers`),
+- the palmar (inner) side of every link, where contact candidates go (:func:`palmar_mask`),
+- the hand frame: approach axis from palm to fingertips, up axis (:func:`hand_axes`),
+- grasp types from finger structure (:func:`propose_grasp_types`).
+
+Plain numpy on the :class:`~graspforge.hands.kinematics.KinematicTree`; link geometry is given as
+one ``trimesh.Trimesh`` per link name, in the link frame (metres).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kinematics import KinematicTree
+
+#: A revolute joint closes towards the side of its range that is this many times longer than the
+#: other (measured from 0, the straight pose): flexion joints bend much further in than out.
+FLEXION_RANGE_RATIO = 1.5
+#: Open pose: closing joints sit this fraction of the way from their open end to their closed end
+#: (slightly curled, as in the reference hands' default states).
+OPEN_CURL = 0.15
+#: A surface point is palmar when its outward normal is within ~66 deg of its closing velocity.
+PALMAR_COS = 0.4
+#: Step (rad or m) of the finite differences that give closing velocities.
+STEP = 1e-4
+
+
+@dataclass
+class Finger:
+    """A chain of links with geometry from the palm to a tip (link indices, proximal first)."""
+
+    links: list[int]
+    thumb: bool = False
+
+    @property
+    def tip(self) -> int:
+        return self.links[-1]
+
+
+def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: np.ndarray) -> np.ndarray:
+    """(D,) +1 / -1 for the sign of motion that closes each actuated joint, 0 for joints that do not
+    close (abduction, rotation: ranges about symmetric about 0).
+
+    Joints that move the palm (a wrist) do not close. Revolute joints: flexion ranges are lopsided (an Allegro finger bends 1.6 rad in, 0.2 out).
+    Prismatic joints: the sign that brings the hand's fingertips (``centres`` (L, 3) of links with
+    geometry, link frames) closer together, as a parallel gripper's fingers.
+    """
+    D = tree.dof
+    s = np.zeros(D)
+    types = tree.actuated_joint_types()
+    q0 = np.clip(np.zeros(D), tree.lower, tree.upper)
+    tips = leaf_links(tree, has_geometry)
+    arm = arm_joints(tree, palm_link(tree, has_geometry))
+    for j in range(D):
+        lo, hi = tree.lower[j], tree.upper[j]
+        if arm[j]:
+            continue
+        if types[j] == "revolute":
+            up, down = hi - q0[j], q0[j] - lo
+            if up > FLEXION_RANGE_RATIO * down:
+                s[j] = 1.0
+            elif down > FLEXION_RANGE_RATIO * up:
+                s[j] = -1.0
+            continue
+        spread = []
+        for v in (lo, hi):
+            q = q0.copy()
+            q[j] = v
+            T = tree.forward_numpy(q)
+            p = np.einsum("lij,lj->li", T[tips, :3, :3], centres[tips]) + T[tips, :3, 3]
+            spread.append(np.linalg.norm(p - p.mean(0), axis=1).mean())
+        if abs(spread[0] - spread[1]) > 1e-9:
+            s[j] = 1.0 if spread[1] < spread[0] else -1.0
+    return s
+
+
+def open_pose(tree: KinematicTree, closing: np.ndarray) -> np.ndarray:
+    """(D,) a canonical open pose: closing revolute joints slightly curled from their open end,
+    prismatic joints fully open, the rest at 0 clipped into the limits."""
+    q = np.clip(np.zeros(tree.dof), tree.lower, tree.upper)
+    types = tree.actuated_joint_types()
+    for j in range(tree.dof):
+        if closing[j] == 0:
+            continue
+        closed = tree.upper[j] if closing[j] > 0 else tree.lower[j]
+        if types[j] == "prismatic":
+            q[j] = tree.lower[j] if closing[j] > 0 else tree.upper[j]
+        else:
+            q[j] = q[j] + OPEN_CURL * (closed - q[j])
+    return q
+
+
+def leaf_links(tree: KinematicTree, has_geometry: np.ndarray) -> list[int]:
+    """Links with geometry none of whose descendants has geometry (fingertips, gripper pads)."""
+    below = set()
+    for l in range(tree.num_links):
+        if has_geometry[l]:
+            below.update(tree.ancestors(l)[1:])
+    return [l for l in range(tree.num_links) if has_geometry[l] and l not in below and _moves(tree, l)]
+
+
+def palm_link(tree: KinematicTree, has_geometry: np.ndarray) -> int:
+    """The deepest link with geometry that every fingertip descends from (wrist joints above it,
+    as on the Shadow Hand, move the palm; they are not finger joints)."""
+    tips = leaf_links(tree, has_geometry)
+    depth = tree.depth()
+    if len(tips) < 2:  # one finger: the palm is what no joint moves
+        still = [l for l in range(tree.num_links) if has_geometry[l] and not _moves(tree, l)]
+        return max(still, key=lambda l: depth[l]) if still else 0
+    common = None
+    for t in tips:
+        a = set(tree.ancestors(t)[1:])
+        common = a if common is None else common & a
+    candidates = [l for l in (common or {0}) if has_geometry[l]]
+    if not candidates:
+        return 0
+    return max(candidates, key=lambda l: depth[l])
+
+
+def arm_joints(tree: KinematicTree, palm: int) -> np.ndarray:
+    """(D,) bool: actuated joints that move the palm itself (wrist, arm)."""
+    out = np.zeros(tree.dof, bool)
+    for a in tree.ancestors(palm):
+        if tree.q_index[a] >= 0:
+            out[tree.q_index[a]] = True
+    return out
+
+
+def _moves(tree: KinematicTree, link: int) -> bool:
+    return any(tree.q_index[a] >= 0 for a in tree.ancestors(link))
+
+
+def link_points_world(tree: KinematicTree, q: np.ndarray, links: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Points (N, 3) given in the frames of ``links`` (N,) -> root frame at pose ``q``."""
+    T = tree.forward_numpy(q)
+    return np.einsum("nij,nj->ni", T[links, :3, :3], points) + T[links, :3, 3]
+
+
+def closing_velocity(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """(N, 3) root-frame velocity of link points when every joint closes at unit rate."""
+    if not np.any(closing):
+        return np.zeros((len(points), 3))
+    q1 = np.clip(q + STEP * closing, tree.lower, tree.upper)
+    q0 = q1 - STEP * closing
+    return (link_points_world(tree, q1, links, points) - link_points_world(tree, q0, links, points)) / STEP
+
+
+def find_fingers(tree: KinematicTree, has_geometry: np.ndarray, q: np.ndarray, centres: np.ndarray,
+                 closing: np.ndarray, thumb_names: np.ndarray | None = None) -> list[Finger]:
+    """One :class:`Finger` per tip, proximal links first; the palm is not part of any finger.
+
+    The thumb: a link named like one (``thumb_names`` (L,) bool) if any, else, on hands with three
+    or more fingers, the finger whose tip closes most against the others' closing directions.
+    """
+    palm = palm_link(tree, has_geometry)
+    fingers = []
+    for t in leaf_links(tree, has_geometry):
+        chain = [l for l in reversed(tree.ancestors(t)) if has_geometry[l] and l != palm and _moves(tree, l)]
+        if chain:
+            fingers.append(Finger(chain))
+    if thumb_names is not None and any(thumb_names[l] for f in fingers for l in f.links):
+        for f in fingers:
+            f.thumb = bool(any(thumb_names[l] for l in f.links))
+        return fingers
+    if len(fingers) >= 3:
+        tips = np.array([f.tip for f in fingers])
+        v = closing_velocity(tree, q, closing, tips, centres[tips])
+        n = np.linalg.norm(v, axis=1, keepdims=True)
+        u = np.divide(v, n, out=np.zeros_like(v), where=n > 1e-9)
+        score = [float(u[i] @ np.delete(u, i, 0).mean(0)) for i in range(len(fingers))]
+        k = int(np.argmin(score))
+        if score[k] < 0:
+            fingers[k].thumb = True
+    return fingers
+
+
+def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: np.ndarray, points: np.ndarray,
+                normals: np.ndarray, palm: int, fingers: list[Finger], centres: np.ndarray) -> np.ndarray:
+    """(N,) bool: surface points (``points``/``normals`` (N, 3) in the frames of ``links`` (N,)) on the
+    side of their link that faces where the hand closes.
+
+    Finger links: the outward normal points along the point's closing velocity (within ~66 deg).
+    Palm: the normal points along the mean closing velocity of the fingers' proximal links (the
+    palm faces where the fingers fold to); a gripper whose fingers close sideways has no palmar palm.
+    """
+    T = tree.forward_numpy(q)
+    n_w = np.einsum("nij,nj->ni", T[links, :3, :3], normals)
+    v = closing_velocity(tree, q, closing, links, points)
+    speed = np.linalg.norm(v, axis=1)
+    mask = np.zeros(len(points), bool)
+    moving = speed > 1e-9
+    mask[moving] = np.einsum("ni,ni->n", n_w[moving], v[moving]) > PALMAR_COS * speed[moving]
+    on_palm = links == palm
+    if on_palm.any() and fingers:
+        base = np.array([f.links[0] for f in fingers])
+        fv = closing_velocity(tree, q, closing, base, centres[base])
+        d = fv.sum(0)
+        if np.linalg.norm(d) > 0.3 * np.linalg.norm(fv, axis=1).sum():
+            d = d / np.linalg.norm(d)
+            mask[on_palm] = n_w[on_palm] @ d > 0.5
+    return mask
+
+
+def hand_axes(tree: KinematicTree, q: np.ndarray, centres: np.ndarray, palm: int, fingers: list[Finger],
+              closing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Approach axis and up axis, unit (3,) in the root frame, in the reference hands' convention.
+
+    The fingers' direction ``f`` is the mean direction from each finger's base joint to its tip with
+    the fingers straight (every joint at 0 clipped into its limits; the thumb is left out when there are other
+    fingers). Their fold ``v`` is where their tips move, across ``f``, when they close from ``q``.
+
+    - A hand whose fingers fold over the palm: approach = ``v``, the palm normal on the side the
+      fingers close to (the hand approaches an object palm first); up = ``f`` x approach (towards the
+      thumb side on the reference hands).
+    - A gripper whose fingers close against each other (no net fold): approach = ``f``; up = the
+      closing direction x approach.
+    """
+    straight = np.clip(np.zeros(tree.dof), tree.lower, tree.upper)
+    use = [f for f in fingers if not f.thumb] or fingers
+    if not use:
+        return np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
+    T = tree.forward_numpy(straight)
+    dirs = []
+    for f in use:
+        d = T[f.tip, :3, :3] @ centres[f.tip] + T[f.tip, :3, 3] - T[f.links[0], :3, 3]
+        if np.linalg.norm(d) > 1e-9:
+            dirs.append(d / np.linalg.norm(d))
+    fdir = np.mean(dirs, 0) if dirs else np.array([0.0, 0.0, 1.0])
+    fdir = fdir / max(np.linalg.norm(fdir), 1e-12)
+    tips = np.array([f.tip for f in use])
+    v = closing_velocity(tree, q, closing, tips, centres[tips])
+    v = v - np.outer(v @ fdir, fdir)
+    fold = v.sum(0)
+    if np.linalg.norm(fold) > 0.3 * max(np.linalg.norm(v, axis=1).sum(), 1e-12):
+        a = fold / np.linalg.norm(fold)
+        up = np.cross(fdir, a)
+    else:
+        a = fdir
+        ref = v[np.argmax(np.linalg.norm(v, axis=1))]
+        side = sum(vi * np.sign(vi @ ref) for vi in v)
+        side = side - a * (side @ a)
+        up = np.cross(side, a) if np.linalg.norm(side) > 1e-9 else np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+    if np.linalg.norm(up) < 1e-9:
+        up = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+    return a, up / np.linalg.norm(up)
+
+
+def propose_grasp_types(tree: KinematicTree, fingers: list[Finger], palm: int, palmar_links: set[int], q: np.ndarray,
+                        closing: np.ndarray, centres: np.ndarray) -> dict[str, list[int]]:
+    """Grasp types as sorted lists of contact links, from finger structure.
+
+    - full: every link with palmar candidates (palm included);
+    - fingertip: every finger's last palmar link;
+    - precision: the last two links of the thumb and of the two fingers whose tips lie closest to
+      the thumb's in the open pose ``q`` (all fingers if there is no thumb);
+    - pinch: the thumb's tip and the tip closest to it (the index); a two-finger gripper's two tips.
+    Types that repeat an earlier one are dropped.
+    """
+    F = [f for f in fingers if any(l in palmar_links for l in f.links)]
+    out: dict[str, list[int]] = {"full": sorted(palmar_links)}
+    if not F:
+        return out
+    tips = [[l for l in f.links if l in palmar_links][-1] for f in F]
+    out["fingertip"] = sorted(set(tips))
+    thumb = [i for i, f in enumerate(F) if f.thumb]
+    prec: set[int] = set()
+    if thumb:
+        t = thumb[0]
+        T = tree.forward_numpy(q)
+        tip_w = np.array([T[l, :3, :3] @ centres[l] + T[l, :3, 3] for l in tips])
+        others = sorted((i for i in range(len(F)) if i != t), key=lambda i: float(np.linalg.norm(tip_w[i] - tip_w[t])))
+        for i in [t] + others[:2]:
+            prec.update(l for l in F[i].links[-2:] if l in palmar_links)
+        if others:
+            out["pinch"] = sorted({tips[t], tips[others[0]]})
+    else:
+        for f in F:
+            prec.update(l for l in f.links[-2:] if l in palmar_links)
+        if len(F) == 2:
+            out["pinch"] = sorted(set(tips))
+    out["precision"] = sorted(prec)
+    seen: list[list[int]] = []
+    uniq: dict[str, list[int]] = {}
+    for k in ("full", "precision", "pinch", "fingertip"):
+        v = out.get(k)
+        if v and v not in seen:
+            seen.append(v)
+            uniq[k] = v
+    return uniq
