@@ -10,6 +10,7 @@ from ..errors import GraspforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import dataset as dataset_cmd
     from . import evaluate as evaluate_cmd
     from . import generate as generate_cmd
     from . import hands as hands_cmd
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate_cmd.add_parser(sub)
     evaluate_cmd.add_parser(sub)
     hands_cmd.add_parser(sub)
+    dataset_cmd.add_parser(sub)
     return p
 
 

@@ -1,0 +1,358 @@
+"""Datasets at scale: plan (object, hand, grasp type) jobs, run them resumably, keep one index.
+
+Layout of a dataset folder::
+
+    DATASET/dataset.toml     resolved synthesis config + [dataset] settings (fixed at the first run)
+    DATASET/grasps/JOB.npz   one grasp file per job (kept grasps, with their evaluation arrays)
+    DATASET/jobs/JOB.json    the job's record; written last, so its presence means "done"
+    DATASET/index.json, index.csv   one row per finished job (rebuilt from the records)
+
+Every file is written atomically (temporary file, then rename). A job counts as done only when
+its record exists and names a grasp file that exists, so a run killed at any moment (Ctrl-C,
+kill -9, a full disk) and started again redoes exactly the unfinished jobs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .._io import atomic_write_json, atomic_write_text
+from ..errors import GraspforgeError
+
+INDEX_FIELDS = ("job", "object", "hand", "type", "generated", "kept", "success", "ugr", "H", "D_mm",
+                "synthesis_seconds", "evaluation_seconds", "file")
+BACKENDS = ("local", "ray")
+
+
+class DatasetError(GraspforgeError, ValueError):
+    """A dataset that cannot be built or read as asked."""
+
+
+def _safe(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One grasp file: an object (a mesh path or built-in spec), a hand and a grasp type."""
+
+    object: str
+    stem: str
+    hand: str
+    grasp_type: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.stem}__{_safe(self.hand)}__{_safe(self.grasp_type)}"
+
+
+@dataclass
+class DatasetSettings:
+    """What a dataset is made of; stored in ``dataset.toml`` and checked on every rerun."""
+
+    hands: list[str]
+    grasp_types: list[str]
+    objects: list[str]
+    keep: str = "successful"  # or "all"
+    evaluate: bool = True
+    protocol: str = "strict"
+    objects_per_batch: int = 8
+
+    def validate(self) -> "DatasetSettings":
+        if not self.hands or not self.grasp_types or not self.objects:
+            raise DatasetError("a dataset needs at least one hand, one grasp type and one object")
+        if self.keep not in ("successful", "all"):
+            raise DatasetError(f"keep must be 'successful' or 'all', not {self.keep!r}")
+        if self.keep == "successful" and not self.evaluate:
+            raise DatasetError("keeping only successful grasps needs the evaluation (drop --no-evaluate or use --keep all)")
+        if self.protocol not in ("strict", "reference"):
+            raise DatasetError(f"unknown protocol {self.protocol!r} (strict, reference)")
+        if self.objects_per_batch < 1:
+            raise DatasetError("objects_per_batch must be >= 1")
+        return self
+
+
+def expand_objects(specs: list[str]) -> list[tuple[str, str]]:
+    """(spec, stem) per object: folders become their mesh files (YCB layout understood), files stay,
+    anything else is a built-in object spec (``box``, ``sphere:radius=0.03``). Stems are unique."""
+    from ..objects.loading import find_mesh_files
+
+    out: list[tuple[str, str]] = []
+    for s in specs:
+        p = Path(s).expanduser()
+        if p.is_dir():
+            out += [(str(f.resolve()), f.stem) for f in find_mesh_files(p)]
+        elif p.is_file():
+            out.append((str(p.resolve()), p.stem))
+        else:
+            out.append((s, _safe(s)))
+    stems = [st for _, st in out]
+    dup = {st for st in stems if stems.count(st) > 1}
+    if dup:
+        import hashlib
+
+        out = [(sp, f"{st}-{hashlib.sha256(sp.encode()).hexdigest()[:8]}" if st in dup else st) for sp, st in out]
+    seen: dict[str, str] = {}
+    uniq = []
+    for sp, st in out:
+        if st not in seen:
+            seen[st] = sp
+            uniq.append((sp, st))
+    return uniq
+
+
+def plan_jobs(settings: DatasetSettings) -> list[Job]:
+    """Every (hand, grasp type, object) job in a fixed order: the same command plans the same list."""
+    objs = expand_objects(settings.objects)
+    return [Job(sp, st, h, t) for h in settings.hands for t in settings.grasp_types for sp, st in objs]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise DatasetError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4")
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_jobs(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """Shard ``index`` of ``count``: every count-th job from ``index`` (disjoint, together complete)."""
+    return jobs[index::count]
+
+
+def batches(jobs: list[Job], per_batch: int) -> list[list[Job]]:
+    """Jobs of one (hand, type) packed ``per_batch`` objects at a time into one optimisation batch."""
+    groups: dict[tuple[str, str], list[Job]] = {}
+    for j in jobs:
+        groups.setdefault((j.hand, j.grasp_type), []).append(j)
+    return [g[i:i + per_batch] for g in groups.values() for i in range(0, len(g), per_batch)]
+
+
+def record_path(root: Path, job: Job) -> Path:
+    return root / "jobs" / f"{job.id}.json"
+
+
+def grasp_path(root: Path, job: Job) -> Path:
+    return root / "grasps" / f"{job.id}.npz"
+
+
+def read_record(path: Path) -> dict | None:
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not all(k in rec for k in INDEX_FIELDS):
+        return None
+    return rec
+
+
+def job_done(root: Path, job: Job) -> bool:
+    rec = read_record(record_path(root, job))
+    return rec is not None and (root / rec["file"]).is_file()
+
+
+def write_index(root: Path) -> list[dict]:
+    """Rebuild ``index.json`` and ``index.csv`` from the job records (unreadable ones are left out)."""
+    rows = []
+    jobs_dir = root / "jobs"
+    if jobs_dir.is_dir():
+        for p in sorted(jobs_dir.glob("*.json")):
+            rec = read_record(p)
+            if rec is not None and (root / rec["file"]).is_file():
+                rows.append({k: rec[k] for k in INDEX_FIELDS})
+    atomic_write_json(root / "index.json", rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(INDEX_FIELDS))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(root / "index.csv", buf.getvalue())
+    return rows
+
+
+def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, threads: int = 1) -> list[dict]:
+    """Synthesise, evaluate and write the jobs of one batch (same hand and type); returns their records.
+
+    Top-level and driven by plain data, so process pools and Ray can ship it to workers.
+    """
+    import numpy as np
+    import torch
+
+    from ..config import EvaluateConfig, load_config, tomllib
+    from ..evaluate.run import evaluate_grasp_set
+    from ..hands import load_hand
+    from ..objects import load_object
+    from ..synthesis import synthesize
+
+    torch.set_num_threads(max(1, int(threads)))
+    root_p = Path(root)
+    cfg = load_config(overrides=tomllib.loads(config_toml))
+    hand = load_hand(jobs[0].hand, self_collision_points_per_link=cfg.energy.self_collision_points)
+    objects = [load_object(j.object) for j in jobs]
+    t = time.perf_counter()
+    res = synthesize(hand, objects, cfg, grasp_type=jobs[0].grasp_type)
+    synth_s = (time.perf_counter() - t) / len(jobs)
+    records = []
+    for job, obj, gs in zip(jobs, objects, res.grasp_sets):
+        eval_s, summary = 0.0, {}
+        keep = np.ones(len(gs), bool)
+        if settings["evaluate"]:
+            t = time.perf_counter()
+            proto = settings["protocol"]
+            result = evaluate_grasp_set(gs, hand.description, obj, EvaluateConfig(), protocols=(proto,), workers=1)
+            eval_s = time.perf_counter() - t
+            gs.extra.update(result.arrays)
+            summary = result.summary[proto]
+            if settings["keep"] == "successful":
+                keep = np.asarray(result.arrays[f"eval_{proto}_success"], bool)
+        kept = gs.select(keep)
+        path = grasp_path(root_p, job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept.save(path)
+        rec = {
+            "job": job.id, "object": obj.name, "hand": hand.description.name, "type": job.grasp_type,
+            "generated": len(gs), "kept": len(kept),
+            "success": summary.get("success_rate"), "ugr": summary.get("ugr"), "H": summary.get("joint_entropy"),
+            "D_mm": summary.get("D_mm"), "synthesis_seconds": synth_s, "evaluation_seconds": eval_s,
+            "file": str(path.relative_to(root_p)), "object_source": job.object, "protocol": settings["protocol"] if settings["evaluate"] else None,
+        }
+        rp = record_path(root_p, job)
+        rp.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(rp, json.loads(json.dumps(rec, default=float)))
+        records.append(rec)
+    return records
+
+
+@dataclass
+class BuildReport:
+    planned: int
+    skipped: int
+    finished: int
+    seconds: float
+    rows: list[dict] = field(default_factory=list)
+
+
+def _check_settings_file(root: Path, text: str) -> None:
+    p = root / "dataset.toml"
+    if p.is_file():
+        old = p.read_text(encoding="utf-8")
+        if old != text:
+            raise DatasetError(f"{root} was started with other settings (see {p}); rerun the same command, or build into a new folder")
+    else:
+        atomic_write_text(p, text)
+
+
+def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: int = 1, shard: tuple[int, int] = (0, 1),
+                  backend: str = "local", address: str | None = None,
+                  progress: Callable[[dict], None] | None = None) -> BuildReport:
+    """Run every unfinished job of ``settings`` (this shard's share) and return a report.
+
+    ``config`` is the :class:`GenerateConfig` for synthesis (its ``grasps`` is per object). Local
+    workers are spawned processes with ``cores // workers`` torch threads each; ``backend="ray"``
+    runs the same batches as Ray tasks (``address`` of a running cluster, else a local instance).
+    """
+    from ..config import dump_toml
+
+    settings.validate()
+    if backend not in BACKENDS:
+        raise DatasetError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
+    if workers < 1:
+        raise DatasetError("workers must be >= 1")
+    from ..hands import load_hand_description
+
+    for h in settings.hands:
+        d = load_hand_description(h)
+        for t in settings.grasp_types:
+            d.grasp_type(t)  # unknown hand or type: fail before any work
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    cfg_text = dump_toml(config)
+    stored = {k: v for k, v in vars(settings).items()}
+    _check_settings_file(root, cfg_text + "\n[dataset]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in stored.items()))
+    for sub in ("grasps", "jobs"):  # temporary files of writes a killed run left behind
+        for tmp in (root / sub).glob(".*.tmp") if (root / sub).is_dir() else ():
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+    t0 = time.perf_counter()
+    jobs = shard_jobs(plan_jobs(settings), *shard)
+    todo = [j for j in jobs if not job_done(root, j)]
+    work = batches(todo, settings.objects_per_batch)
+    sett = {"evaluate": settings.evaluate, "protocol": settings.protocol, "keep": settings.keep}
+    finished = 0
+    threads = max(1, (os.cpu_count() or 1) // workers)
+
+    def done(records: list[dict]) -> None:
+        nonlocal finished
+        finished += len(records)
+        write_index(root)
+        if progress is not None:
+            for r in records:
+                progress(r)
+
+    try:
+        if backend == "ray":
+            _run_ray(work, str(root), cfg_text, sett, workers, address, done)
+        elif workers == 1:
+            for b in work:
+                done(run_batch(str(root), b, cfg_text, sett, threads))
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(run_batch, str(root), b, cfg_text, sett, threads) for b in work]
+                try:
+                    for fut in as_completed(futures):
+                        done(fut.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    finally:
+        rows = write_index(root)
+    return BuildReport(planned=len(jobs), skipped=len(jobs) - len(todo), finished=finished, seconds=time.perf_counter() - t0, rows=rows)
+
+
+def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: str | None, done) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise DatasetError("--backend ray needs Ray: pip install 'graspforge[ray]'") from None
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False, log_to_driver=False)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1)(run_batch)
+        pending = [task.remote(root, b, cfg_text, sett, 1) for b in work]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            done(ray.get(ready[0]))
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def dataset_summary(root: str | Path) -> dict:
+    """Totals over a dataset's index: jobs, grasps generated and kept, mean success, time."""
+    root = Path(root)
+    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
+        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
+    rows = write_index(root)
+    gen = sum(r["generated"] for r in rows)
+    kept = sum(r["kept"] for r in rows)
+    succ = [r["success"] * r["generated"] for r in rows if r["success"] is not None]
+    return {
+        "jobs": len(rows), "hands": sorted({r["hand"] for r in rows}), "types": sorted({r["type"] for r in rows}),
+        "objects": len({r["object"] for r in rows}), "generated": gen, "kept": kept,
+        "success": sum(succ) / max(1, sum(r["generated"] for r in rows if r["success"] is not None)) if succ else None,
+        "synthesis_seconds": sum(r["synthesis_seconds"] for r in rows), "evaluation_seconds": sum(r["evaluation_seconds"] for r in rows),
+    }

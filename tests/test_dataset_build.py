@@ -1,0 +1,138 @@
+"""``graspforge dataset build``: job planning and shards, resume after a real kill -9, the index."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graspforge.cli.main import main
+from graspforge.dataset.build import DatasetError, DatasetSettings, Job, batches, parse_shard, plan_jobs, shard_jobs
+from graspforge.dataset.grasp_set import GraspSet
+
+OBJECTS = ["box", "sphere:radius=0.03", "cylinder", "sphere:radius=0.04"]
+FAST = ["--hands", "panda", "--grasps-per-object", "4", "--iterations", "10", "--objects-per-batch", "1", "--quiet"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(n_jobs=st.integers(0, 40), n=st.integers(1, 7))
+def test_shards_are_a_disjoint_complete_partition(n_jobs, n):
+    jobs = [Job(f"o{k}", f"o{k}", "h", "full") for k in range(n_jobs)]
+    parts = [shard_jobs(jobs, i, n) for i in range(n)]
+    ids = [j.id for p in parts for j in p]
+    assert sorted(ids) == sorted(j.id for j in jobs) and len(ids) == len(set(ids))
+
+
+def test_parse_shard_and_plan():
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
+        with pytest.raises(DatasetError):
+            parse_shard(bad)
+    s = DatasetSettings(hands=["panda", "allegro"], grasp_types=["full", "pinch"], objects=OBJECTS)
+    jobs = plan_jobs(s)
+    assert len(jobs) == 16 and len({j.id for j in jobs}) == 16
+    assert plan_jobs(s) == jobs  # the same command plans the same list
+    b = batches(jobs, 3)
+    assert all(len({(j.hand, j.grasp_type) for j in g}) == 1 and len(g) <= 3 for g in b)
+    assert sorted(j.id for g in b for j in g) == sorted(j.id for j in jobs)
+
+
+def _build(out, *extra):
+    return main(["dataset", "build", "--objects", *OBJECTS, "--out", str(out), *FAST, *extra])
+
+
+def test_build_resume_index_and_settings_check(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert _build(out, "--keep", "all", "--shard", "0/2") == 0
+    rows = json.loads((out / "index.json").read_text())
+    assert len(rows) == 2  # shard 0 of 2
+    assert _build(out, "--keep", "all", "--shard", "1/2") == 0
+    rows = json.loads((out / "index.json").read_text())
+    assert sorted(r["object"] for r in rows) == sorted(["box", "sphere", "cylinder", "sphere"])
+    for r in rows:
+        gs = GraspSet.load(out / r["file"])
+        assert len(gs) == r["kept"] == r["generated"] == 4  # --keep all
+        assert "eval_strict_success" in gs.extra
+        assert 0.0 <= r["success"] <= 1.0
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "grasps").iterdir()}
+    capsys.readouterr()
+    assert _build(out, "--keep", "all") == 0
+    assert "4 already done, 0 finished now" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in (out / "grasps").iterdir()} == mtimes  # nothing redone
+    assert _build(out, "--keep", "successful") == 1  # other settings, same folder
+    assert "other settings" in capsys.readouterr().err
+    assert main(["dataset", "info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["jobs"] == 4 and info["generated"] == 16
+
+
+def test_keep_successful_writes_only_held_grasps(tmp_path):
+    out = tmp_path / "ds"
+    assert main(["dataset", "build", "--objects", "sphere:radius=0.03", "--out", str(out), *FAST]) == 0
+    (row,) = json.loads((out / "index.json").read_text())
+    gs = GraspSet.load(out / row["file"])
+    assert len(gs) == row["kept"] == round(row["success"] * row["generated"])
+    assert all(gs.extra["eval_strict_success"])
+
+
+def test_unknown_hand_or_type_fails_before_any_work(tmp_path, capsys):
+    assert main(["dataset", "build", "--objects", "box", "--out", str(tmp_path / "a"), *FAST[2:], "--hands", "no_such_hand"]) == 1
+    assert main(["dataset", "build", "--objects", "box", "--out", str(tmp_path / "b"), *FAST, "--grasp-types", "pinch"]) == 1
+    assert "pinch" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "grasps").exists()
+
+
+def test_kill_minus_9_then_resume(tmp_path):
+    """A real run killed with SIGKILL after its first job: the rerun finishes the rest, redoes
+    nothing, and leaves no partial or temporary file."""
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "graspforge.cli.main", "dataset", "build", "--objects", *OBJECTS, "--out", str(out), *FAST, "--keep", "all"]
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while proc.poll() is None and time.time() < deadline and not any((out / "jobs").glob("*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = {p.name for p in (out / "jobs").glob("*.json")}
+    assert 1 <= len(first) < 4, "the run should have been killed between jobs"
+    stamps = {n: (out / "jobs" / n).stat().st_mtime_ns for n in first}
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(first)} already done" in r.stdout
+    rows = json.loads((out / "index.json").read_text())
+    assert len(rows) == 4 and all((out / row["file"]).is_file() for row in rows)
+    assert {n: (out / "jobs" / n).stat().st_mtime_ns for n in first} == stamps
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_process_pool_gives_the_same_files(tmp_path):
+    import numpy as np
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["dataset", "build", "--objects", *OBJECTS[:2], "--out", str(a), *FAST, "--keep", "all"]) == 0
+    assert main(["dataset", "build", "--objects", *OBJECTS[:2], "--out", str(b), *FAST, "--keep", "all", "--workers", "2"]) == 0
+    for f in sorted((a / "grasps").iterdir()):
+        ga, gb = GraspSet.load(f), GraspSet.load(b / "grasps" / f.name)
+        np.testing.assert_array_equal(ga.joint_positions, gb.joint_positions)
+        np.testing.assert_array_equal(ga.extra["eval_strict_success"], gb.extra["eval_strict_success"])
+
+
+def test_ray_backend_matches_local(tmp_path):
+    """Runs where the optional extra is installed (pip install 'graspforge[ray]')."""
+    pytest.importorskip("ray")
+    import numpy as np
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["dataset", "build", "--objects", *OBJECTS[:2], "--out", str(a), *FAST, "--keep", "all"]) == 0
+    assert main(["dataset", "build", "--objects", *OBJECTS[:2], "--out", str(b), *FAST, "--keep", "all", "--backend", "ray", "--workers", "2"]) == 0
+    assert json.loads((b / "index.json").read_text()) and len(list((b / "grasps").iterdir())) == 2
+    for f in sorted((a / "grasps").iterdir()):
+        np.testing.assert_array_equal(GraspSet.load(f).joint_positions, GraspSet.load(b / "grasps" / f.name).joint_positions)
