@@ -57,7 +57,7 @@ def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
 
     out = tmp_path / "out"
     args = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "generate", "--object", "box", "sphere",
-            "--objects-per-batch", "1", "--grasps", "2", "--contacts", "4", "--iterations", "400", "--out", str(out),
+            "--objects-per-batch", "1", "--grasps", "2", "--contacts", "4", "--iterations", "1500", "--out", str(out),
             "--quiet", "--set", "energy.object_points=200"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = out / "box__allegro__full.npz"

@@ -208,11 +208,13 @@ class HandDescription:
                 provenance=dict(meta.get("provenance", {})),
                 warnings=list(meta.get("warnings", [])),
             )
-        except HandLoadError:
-            raise
+            d.validate()
+        except HandLoadError as e:
+            if str(folder) in str(e):
+                raise
+            raise HandLoadError(f"{folder}: {e}") from e
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise HandLoadError(f"{folder}: malformed hand data ({type(e).__name__}: {e})") from e
-        d.validate()
         return d
 
     def validate(self) -> None:
