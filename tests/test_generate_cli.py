@@ -59,7 +59,10 @@ def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
     args = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "generate", "--object", "box", "sphere",
             "--objects-per-batch", "1", "--grasps", "2", "--contacts", "4", "--iterations", "1500", "--out", str(out),
             "--quiet", "--set", "energy.object_points=200"]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell starts background jobs with SIGINT ignored, and children inherit that: give the run
+    # the disposition of an interactive terminal, where Ctrl-C reaches it
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = out / "box__allegro__full.npz"
     deadline = time.time() + 300
     while not first.exists() and time.time() < deadline and p.poll() is None:
