@@ -48,11 +48,10 @@ def add_parser(sub) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..dataset.build import DatasetSettings, build_dataset, parse_shard
-    from .generate import _overrides
+    from .generate import synthesis_overrides
 
-    ns = argparse.Namespace(hand=None, objects=None, grasps=args.grasps_per_object, contacts=args.contacts, seed=args.seed, device=None,
-                            out=None, energy=args.energy, optimizer=args.optimizer, iterations=args.iterations, resume=False, set=args.set)
-    cfg = load_config(args.config, _overrides(ns))
+    cfg = load_config(args.config, synthesis_overrides(args.set, grasps=args.grasps_per_object, contacts=args.contacts, seed=args.seed,
+                                                       energy=args.energy, optimizer=args.optimizer, iterations=args.iterations))
     settings = DatasetSettings(hands=list(args.hands), grasp_types=list(args.grasp_types), objects=list(args.objects), keep=args.keep,
                                evaluate=not args.no_evaluate, protocol=args.protocol, objects_per_batch=args.objects_per_batch)
     shard = parse_shard(args.shard)

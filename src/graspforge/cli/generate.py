@@ -36,22 +36,28 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
-def _overrides(args: argparse.Namespace) -> dict:
-    o: dict = {}
-    for key, attr in (("hand", "hand"), ("objects", "objects"), ("grasps", "grasps"), ("contacts", "contacts"), ("seed", "seed"),
-                      ("device", "device"), ("out", "out"), ("energy.method", "energy"), ("optimizer.name", "optimizer"),
-                      ("optimizer.iterations", "iterations")):
-        v = getattr(args, attr)
-        if v is not None:
-            o[key] = v
-    if args.resume:
+def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
+    """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
+
+    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations.
+    """
+    keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "seed": "seed", "device": "device",
+            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name", "iterations": "optimizer.iterations"}
+    o: dict = {keys[k]: v for k, v in values.items() if v is not None}
+    if resume:
         o["resume"] = True
-    for item in args.set:
+    for item in sets:
         if "=" not in item:
             raise SystemExit(f"graspforge: error: --set expects KEY=VALUE, got {item!r}")
         k, v = item.split("=", 1)
         o[k.strip()] = v.strip()
     return o
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return synthesis_overrides(args.set, args.resume, hand=args.hand, objects=args.objects, grasps=args.grasps, contacts=args.contacts,
+                               seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
+                               iterations=args.iterations)
 
 
 def _safe(s: str) -> str:
