@@ -527,7 +527,7 @@ def build_hand_description(
     Tc = tree.forward_numpy(canonical)
     facing = float(np.einsum("cij,cj->ci", Tc[contact_links, :3, :3], contact_normals).mean(0) @ approach)
     tips = structure.leaf_links(tree, has_geometry)
-    reach = float((np.mean([Tc[t, :3, :3] @ centres[t] + Tc[t, :3, 3] for t in tips], 0) - (Tc[palm, :3, :3] @ centres[palm] + Tc[palm, :3, 3])) @ approach) if tips else 0.0
+    reach = float((structure.to_root(Tc, tips, centres[tips]).mean(0) - structure.to_root(Tc, palm, centres[palm])) @ approach) if tips else 0.0
     if facing < -0.2 or (facing <= 0 and reach < 0):
         warnings.append(f"the approach axis {np.round(approach, 3).tolist()} points away from the palm: the contact candidates "
                         f"face against it (mean normal . approach = {facing:.2f}) and the fingertips lie behind the palm "
@@ -572,7 +572,7 @@ def _buried_candidates(tree: KinematicTree, q: np.ndarray, meshes: dict, points:
     (a proximal phalanx's palmar side tucked under the palm, say): no object can reach them."""
     T = tree.forward_numpy(q)
     names = tree.link_names
-    world = np.einsum("cij,cj->ci", T[links, :3, :3], points) + T[links, :3, 3]
+    world = structure.to_root(T, links, points)
     out = np.zeros(len(points), bool)
     for l, n in enumerate(names):
         if n not in meshes:

@@ -77,7 +77,7 @@ def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: n
             q = q0.copy()
             q[j] = v
             T = tree.forward_numpy(q)
-            p = np.einsum("lij,lj->li", T[tips, :3, :3], centres[tips]) + T[tips, :3, 3]
+            p = to_root(T, tips, centres[tips])
             spread.append(np.linalg.norm(p - p.mean(0), axis=1).mean())
         if abs(spread[0] - spread[1]) > 1e-9:
             s[j] = 1.0 if spread[1] < spread[0] else -1.0
@@ -140,10 +140,15 @@ def _moves(tree: KinematicTree, link: int) -> bool:
     return any(tree.q_index[a] >= 0 for a in tree.ancestors(link))
 
 
+def to_root(T: np.ndarray, links, points: np.ndarray) -> np.ndarray:
+    """Points (N, 3) (or one point (3,)) given in the frames of ``links`` (N,) (or one link) ->
+    the root frame, with link poses ``T`` (L, 4, 4) from ``KinematicTree.forward_numpy``."""
+    return np.einsum("...ij,...j->...i", T[links, :3, :3], points) + T[links, :3, 3]
+
+
 def link_points_world(tree: KinematicTree, q: np.ndarray, links: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Points (N, 3) given in the frames of ``links`` (N,) -> root frame at pose ``q``."""
-    T = tree.forward_numpy(q)
-    return np.einsum("nij,nj->ni", T[links, :3, :3], points) + T[links, :3, 3]
+    return to_root(tree.forward_numpy(q), links, points)
 
 
 def closing_velocity(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -232,7 +237,7 @@ def hand_axes(tree: KinematicTree, q: np.ndarray, centres: np.ndarray, palm: int
     T = tree.forward_numpy(straight)
     dirs = []
     for f in use:
-        d = T[f.tip, :3, :3] @ centres[f.tip] + T[f.tip, :3, 3] - T[f.links[0], :3, 3]
+        d = to_root(T, f.tip, centres[f.tip]) - T[f.links[0], :3, 3]
         if np.linalg.norm(d) > 1e-9:
             dirs.append(d / np.linalg.norm(d))
     fdir = np.mean(dirs, 0) if dirs else np.array([0.0, 0.0, 1.0])
@@ -277,7 +282,7 @@ def propose_grasp_types(tree: KinematicTree, fingers: list[Finger], palm: int, p
     if thumb:
         t = thumb[0]
         T = tree.forward_numpy(q)
-        tip_w = np.array([T[l, :3, :3] @ centres[l] + T[l, :3, 3] for l in tips])
+        tip_w = to_root(T, tips, centres[tips])
         others = sorted((i for i in range(len(F)) if i != t), key=lambda i: float(np.linalg.norm(tip_w[i] - tip_w[t])))
         for i in [t] + others[:2]:
             prec.update(l for l in F[i].links[-2:] if l in palmar_links)

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
+from ..hands.structure import to_root
 
 #: (elevation, azimuth) in degrees of the views drawn side by side.
 VIEWS = ((20.0, -60.0), (0.0, 0.0), (90.0, -90.0))
@@ -30,7 +31,7 @@ def hand_geometry_world(desc: HandDescription, q: np.ndarray | None = None) -> t
             f = np.asarray(part[1], np.int64)
             tris.append(v[f])
     L = desc.contact_links
-    pts = np.einsum("cij,cj->ci", T[L, :3, :3], desc.contact_points) + T[L, :3, 3]
+    pts = to_root(T, L, desc.contact_points)
     nrm = np.einsum("cij,cj->ci", T[L, :3, :3], desc.contact_normals)
     return tris, pts, nrm, L
 
