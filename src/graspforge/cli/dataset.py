@@ -44,6 +44,14 @@ def add_parser(sub) -> None:
     i.add_argument("dataset")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
+    e = ds.add_parser("export", help="write a dataset's grasps in another project's format",
+                      description="dexgraspnet: OBJECT.npy lists of qpos dicts; graspqp: OBJECT.dexgrasp.pt dicts in GraspQP's "
+                      "folder layout; dexgraspbench: one dict per grasp with pregrasp/grasp/squeeze qpos. Poses are the hand root "
+                      "link in the object frame; OUT/manifest.json lists every file with its object, scale and joint names.")
+    e.add_argument("dataset")
+    e.add_argument("--format", required=True, choices=("dexgraspnet", "graspqp", "dexgraspbench"))
+    e.add_argument("--out", default=None, help="folder (default DATASET/exports/FORMAT)")
+    e.set_defaults(func=cmd_export)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -82,4 +90,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{args.dataset}: {s['jobs']} jobs, {s['objects']} objects, hands {', '.join(s['hands'])}, types {', '.join(s['types'])}")
     print(f"grasps generated {s['generated']}, kept {s['kept']}, success {succ}")
     print(f"synthesis {s['synthesis_seconds']:.0f} s, evaluation {s['evaluation_seconds']:.0f} s (summed over jobs)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..dataset.export import export_dataset
+
+    m = export_dataset(args.dataset, args.format, args.out)
+    out = Path(args.out) if args.out else Path(args.dataset) / "exports" / args.format
+    n_files = sum(len(j["files"]) for j in m["jobs"])
+    n_grasps = sum(j["grasps"] for j in m["jobs"])
+    print(f"{n_grasps} grasps of {len(m['jobs'])} jobs written as {args.format} ({n_files} files) to {out}; manifest: {out / 'manifest.json'}")
     return 0

@@ -1,0 +1,411 @@
+"""Grasp sets written in the file formats other grasp projects read, and read back.
+
+- ``dexgraspnet``: one ``OBJECT.npy`` per (hand, type, object) holding a list of dicts
+  ``{"scale", "qpos", "energy", "E_dis", ...}`` (DexGraspNet's layout). ``qpos`` maps
+  ``WRJTx/y/z`` (root translation, m), ``WRJRx/y/z`` (root rotation as static-axis x-y-z Euler
+  angles, transforms3d's default ``sxyz``) and every actuated joint name to a float. Pre-grasp and
+  squeeze targets ride along as ``qpos_pregrasp`` / ``qpos_squeeze`` (same keys), which
+  DexGraspNet's own readers ignore.
+- ``graspqp``: one ``OBJECT.dexgrasp.pt`` (a ``torch.save`` dict) per job, in GraspQP's folder
+  layout ``OBJECT/grasp_predictions/HAND/K_contacts/ENERGY/TYPE/`` (TYPE ``default`` for the full
+  hand): ``values`` (N,) energies, ``parameters`` = {joint: (N,)} plus ``root_pose`` (N, 7)
+  x y z qw qx qy qz, ``grasp_velocities`` = {joint: (N,)} the squeeze offsets (squeeze - grasp),
+  ``contact_idx`` (N, K), ``grasp_type``, ``contact_links``; graspforge's extras (pre-grasp, object
+  source and scale) under ``graspforge``.
+- ``dexgraspbench``: one ``I.npy`` dict per grasp in ``HAND/TYPE/OBJECT/`` with ``obj_path``,
+  ``obj_scale``, ``obj_pose`` (7, identity: grasps live in the object frame) and
+  ``pregrasp_qpos`` / ``grasp_qpos`` / ``squeeze_qpos`` = [x y z qw qx qy qz, joints...].
+
+Poses are the hand *root link* of graspforge's hand description, in the object's frame, with the
+joints in the description's order (``joint_names`` in every manifest). Projects whose hand files put
+the root elsewhere (DexGraspBench's MJCF palms) need that fixed offset applied by the user.
+
+The readers never unpickle anything but plain containers and numpy arrays (a restricted
+unpickler for ``.npy`` object arrays; ``torch.load(weights_only=True)`` for ``.pt``).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh.transformations as tf
+
+from .._io import atomic_write_bytes, atomic_write_json
+from ..errors import GraspforgeError
+from .grasp_set import GraspSet
+
+EXPORT_FORMATS = ("dexgraspnet", "graspqp", "dexgraspbench")
+DGN_TRANSLATION = ("WRJTx", "WRJTy", "WRJTz")
+DGN_ROTATION = ("WRJRx", "WRJRy", "WRJRz")
+#: GraspQP names the full-hand grasp type's folder "default"
+_GRASPQP_DEFAULT = "default"
+
+
+class ExportError(GraspforgeError, ValueError):
+    """A grasp file in a foreign format that cannot be written or read."""
+
+
+@dataclass
+class ExportedGrasps:
+    """What a foreign-format file holds, as arrays: root pose (N, 3) m and (N, 4) w-x-y-z in the
+    object frame, joints (N, D) in ``joint_names`` order; ``pregrasp`` / ``squeeze`` may be None
+    where the format has no place for them."""
+
+    joint_names: list[str]
+    root_position: np.ndarray
+    root_quaternion: np.ndarray
+    joint_positions: np.ndarray
+    pregrasp_joint_positions: np.ndarray | None
+    squeeze_joint_positions: np.ndarray | None
+    energy: np.ndarray | None
+    object_scale: float
+    grasp_type: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.root_position)
+
+
+# -- safe reading of pickled .npy files --------------------------------------------------------
+_NUMPY_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+}
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    # np.load(allow_pickle=True) would run any callable a file names; these files come from other
+    # people, so only numpy's array/scalar reconstructors are let through
+    def find_class(self, module: str, name: str):
+        if (module, name) in _NUMPY_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays and plain containers are read)")
+
+
+def load_npy_safely(path: str | Path):
+    """The content of a ``.npy`` file; object arrays (lists/dicts saved with ``np.save``) are
+    unpickled with numpy's reconstructors as the only allowed globals. 0-d object arrays are
+    returned as their element."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ExportError(f"{path}: cannot read ({e.strerror or e})") from e
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+        if not dtype.hasobject:
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
+        arr = _NumpyOnlyUnpickler(f).load()
+    except (pickle.UnpicklingError, ValueError, EOFError, TypeError, AttributeError, IndexError, KeyError,
+            OverflowError, MemoryError, UnicodeDecodeError, SyntaxError, ImportError) as e:
+        raise ExportError(f"{path}: not a readable .npy file ({type(e).__name__}: {e})") from e
+    if not isinstance(arr, np.ndarray) or arr.shape != tuple(shape):
+        raise ExportError(f"{path}: malformed object array")
+    return arr.item() if arr.shape == () else arr
+
+
+def _float(v, where: str) -> float:
+    try:
+        x = float(np.asarray(v, dtype=np.float64).reshape(()))
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"{where}: not a number ({type(v).__name__})") from e
+    if not np.isfinite(x):
+        raise ExportError(f"{where}: not finite")
+    return x
+
+
+# -- rotations -------------------------------------------------------------------------------
+def quaternion_to_euler_sxyz(q: np.ndarray) -> np.ndarray:
+    """(N, 4) w-x-y-z -> (N, 3) static-axis x-y-z Euler angles (rad)."""
+    return np.array([tf.euler_from_matrix(tf.quaternion_matrix(qi), "sxyz") for qi in np.asarray(q, np.float64)]).reshape(-1, 3)
+
+
+def euler_sxyz_to_quaternion(e: np.ndarray) -> np.ndarray:
+    """(N, 3) static-axis x-y-z Euler angles (rad) -> (N, 4) w-x-y-z unit quaternions (w >= 0)."""
+    q = np.array([tf.quaternion_from_euler(*ei, axes="sxyz") for ei in np.asarray(e, np.float64)]).reshape(-1, 4)
+    return q * np.where(q[:, :1] < 0, -1.0, 1.0)
+
+
+# -- writers ---------------------------------------------------------------------------------
+def _energy_method(gs: GraspSet) -> str:
+    try:
+        return str(tomllib.loads(gs.config_toml).get("energy", {}).get("method", "graspqp"))
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return "graspqp"
+
+
+def _qpos_dict(names: list[str], root_position: np.ndarray, euler: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    d = {k: float(v) for k, v in zip(DGN_TRANSLATION, root_position)}
+    d.update({k: float(v) for k, v in zip(DGN_ROTATION, euler)})
+    d.update({n: float(v) for n, v in zip(names, q)})
+    return d
+
+
+def _npy_bytes(obj) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.array(obj, dtype=object) if isinstance(obj, list) else obj, allow_pickle=True)
+    return buf.getvalue()
+
+
+def _object_stem(gs: GraspSet) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", gs.object_name).strip("_") or "object"
+
+
+def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:
+    """``OUT/HAND/TYPE/OBJECT.npy``: DexGraspNet's list of qpos dicts."""
+    path = Path(out) / gs.hand / gs.grasp_type / f"{_object_stem(gs)}.npy"
+    euler = quaternion_to_euler_sxyz(gs.root_quaternion)
+    names = list(gs.joint_names)
+    rows = []
+    for i in range(len(gs)):
+        row = {
+            "scale": float(gs.object_scale),
+            "qpos": _qpos_dict(names, gs.root_position[i], euler[i], gs.joint_positions[i]),
+            "qpos_pregrasp": _qpos_dict(names, gs.root_position[i], euler[i], gs.pregrasp_joint_positions[i]),
+            "qpos_squeeze": _qpos_dict(names, gs.root_position[i], euler[i], gs.squeeze_joint_positions[i]),
+            "energy": float(gs.energy[i]),
+        }
+        for k, v in gs.terms.items():  # energy_dis -> E_dis, DexGraspNet's names
+            row["E_" + k.removeprefix("energy_")] = float(v[i])
+        rows.append(row)
+    atomic_write_bytes(path, _npy_bytes(rows))
+    return [path]
+
+
+def write_graspqp(gs: GraspSet, out: str | Path) -> list[Path]:
+    """``OUT/OBJECT/grasp_predictions/HAND/K_contacts/ENERGY/TYPE/OBJECT.dexgrasp.pt``."""
+    import torch
+
+    stem = _object_stem(gs)
+    K = int(np.shape(gs.contact_indices)[1])
+    tdir = _GRASPQP_DEFAULT if gs.grasp_type == "full" else gs.grasp_type
+    path = Path(out) / stem / "grasp_predictions" / gs.hand / f"{K}_contacts" / _energy_method(gs) / tdir / f"{stem}.dexgrasp.pt"
+
+    def columns(a: np.ndarray) -> dict[str, torch.Tensor]:
+        return {n: torch.tensor(a[:, j], dtype=torch.float32) for j, n in enumerate(gs.joint_names)}
+
+    params = columns(gs.joint_positions)
+    params["root_pose"] = torch.tensor(np.concatenate([gs.root_position, gs.root_quaternion], 1), dtype=torch.float32)
+    data = {
+        "values": torch.tensor(gs.energy, dtype=torch.float32),
+        "parameters": params,
+        "grasp_velocities": columns(gs.squeeze_joint_positions - gs.joint_positions),
+        "contact_idx": torch.tensor(gs.contact_indices, dtype=torch.long),
+        "grasp_type": None if gs.grasp_type == "full" else gs.grasp_type,
+        "contact_links": [list(map(str, r)) for r in gs.contact_links],
+        "graspforge": {
+            "format": 1, "hand": gs.hand, "grasp_type": gs.grasp_type, "joint_names": list(gs.joint_names),
+            "pregrasp": columns(gs.pregrasp_joint_positions), "object_name": gs.object_name,
+            "object_source": gs.object_source, "object_scale": float(gs.object_scale),
+            # float32 loses sub-micrometre detail; the exact values ride along in float64
+            "root_pose": torch.tensor(np.concatenate([gs.root_position, gs.root_quaternion], 1), dtype=torch.float64),
+        },
+    }
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return [path]
+
+
+def write_dexgraspbench(gs: GraspSet, out: str | Path) -> list[Path]:
+    """``OUT/HAND/TYPE/OBJECT/I.npy``: one DexGraspBench dict per grasp."""
+    folder = Path(out) / gs.hand / gs.grasp_type / _object_stem(gs)
+    paths = []
+    pose = np.concatenate([gs.root_position, gs.root_quaternion], 1)
+    for i in range(len(gs)):
+        d = {
+            "obj_path": gs.object_source, "obj_scale": float(gs.object_scale),
+            "obj_pose": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
+            "pregrasp_qpos": np.concatenate([pose[i], gs.pregrasp_joint_positions[i]]),
+            "grasp_qpos": np.concatenate([pose[i], gs.joint_positions[i]]),
+            "squeeze_qpos": np.concatenate([pose[i], gs.squeeze_joint_positions[i]]),
+            "joint_names": list(gs.joint_names), "hand": gs.hand, "grasp_type": gs.grasp_type, "energy": float(gs.energy[i]),
+        }
+        p = folder / f"{i}.npy"
+        atomic_write_bytes(p, _npy_bytes(d))
+        paths.append(p)
+    return paths
+
+
+WRITERS = {"dexgraspnet": write_dexgraspnet, "graspqp": write_graspqp, "dexgraspbench": write_dexgraspbench}
+
+
+def export_grasp_set(gs: GraspSet, fmt: str, out: str | Path) -> list[Path]:
+    """Write ``gs`` in format ``fmt`` under folder ``out``; returns the files written."""
+    if fmt not in WRITERS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    return WRITERS[fmt](gs, out)
+
+
+# -- readers ---------------------------------------------------------------------------------
+def _joint_matrix(rows: list[dict], names: list[str], where: str) -> np.ndarray:
+    out = np.empty((len(rows), len(names)))
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise ExportError(f"{where}: grasp {i} is not a dict")
+        for j, n in enumerate(names):
+            if n not in r:
+                raise ExportError(f"{where}: grasp {i} has no joint {n!r}")
+            out[i, j] = _float(r[n], f"{where}: grasp {i} joint {n!r}")
+    return out
+
+
+def read_dexgraspnet(path: str | Path, joint_names: list[str]) -> ExportedGrasps:
+    """Read a DexGraspNet ``.npy`` list of qpos dicts; ``joint_names`` says which keys are joints, in order."""
+    where = str(path)
+    data = load_npy_safely(path)
+    rows = list(data) if isinstance(data, (np.ndarray, list)) else None
+    if not rows or not all(isinstance(r, dict) and isinstance(r.get("qpos"), dict) for r in rows):
+        raise ExportError(f"{where}: expected a non-empty list of dicts with a 'qpos' dict")
+    qpos = [r["qpos"] for r in rows]
+    trans = _joint_matrix(qpos, list(DGN_TRANSLATION), where)
+    euler = _joint_matrix(qpos, list(DGN_ROTATION), where)
+    names = list(joint_names)
+
+    def optional(key: str) -> np.ndarray | None:
+        if all(isinstance(r.get(key), dict) for r in rows):
+            return _joint_matrix([r[key] for r in rows], names, where)
+        return None
+
+    energy = np.array([_float(r["energy"], f"{where}: energy") if "energy" in r else np.nan for r in rows])
+    return ExportedGrasps(names, trans, euler_sxyz_to_quaternion(euler), _joint_matrix(qpos, names, where), optional("qpos_pregrasp"),
+                          optional("qpos_squeeze"), energy, _float(rows[0].get("scale", 1.0), f"{where}: scale"))
+
+
+def read_graspqp(path: str | Path, joint_names: list[str] | None = None) -> ExportedGrasps:
+    """Read a GraspQP ``.dexgrasp.pt`` dict (``torch.load(weights_only=True)``: no arbitrary code)."""
+    import torch
+
+    where = str(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise ExportError(f"{where}: file not found") from e
+    except Exception as e:  # torch raises many kinds (zip, unpickling, runtime) on foreign bytes
+        raise ExportError(f"{where}: not a readable .dexgrasp.pt file ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("parameters"), dict) or "root_pose" not in data["parameters"]:
+        raise ExportError(f"{where}: expected a dict with 'parameters' holding 'root_pose' and the joints")
+    params = data["parameters"]
+    extra = data.get("graspforge") if isinstance(data.get("graspforge"), dict) else {}
+    names = list(joint_names or extra.get("joint_names") or [k for k in params if k != "root_pose"])
+
+    def as_array(v, shape_tail: tuple, what: str) -> np.ndarray:
+        try:
+            a = np.asarray(v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise ExportError(f"{where}: {what} is not numeric") from e
+        if a.ndim != 1 + len(shape_tail) or a.shape[1:] != shape_tail or not np.all(np.isfinite(a)):
+            raise ExportError(f"{where}: {what} has shape {a.shape} or non-finite values")
+        return a
+
+    exact = extra.get("root_pose")
+    pose = as_array(exact if exact is not None else params["root_pose"], (7,), "root_pose")
+    N = len(pose)
+
+    def joints(d, what: str) -> np.ndarray:
+        if not isinstance(d, dict):
+            raise ExportError(f"{where}: {what} is not a dict of joints")
+        missing = [n for n in names if n not in d]
+        if missing:
+            raise ExportError(f"{where}: {what} lacks joints {missing[:3]}")
+        a = np.stack([as_array(d[n], (), f"{what}[{n!r}]") for n in names], 1) if names else np.zeros((N, 0))
+        if len(a) != N:
+            raise ExportError(f"{where}: {what} has {len(a)} grasps, root_pose {N}")
+        return a
+
+    q = joints(params, "parameters")
+    squeeze = q + joints(data["grasp_velocities"], "grasp_velocities") if "grasp_velocities" in data else None
+    pre = joints(extra["pregrasp"], "graspforge.pregrasp") if "pregrasp" in extra else None
+    energy = as_array(data["values"], (), "values") if "values" in data else None
+    gtype = extra.get("grasp_type") or data.get("grasp_type") or "full"
+    quat = pose[:, 3:7] / np.linalg.norm(pose[:, 3:7], axis=1, keepdims=True).clip(1e-12)
+    return ExportedGrasps(names, pose[:, :3], quat, q, pre, squeeze, energy, float(extra.get("object_scale", 1.0)), str(gtype))
+
+
+def read_dexgraspbench(paths: list[str | Path], joint_names: list[str] | None = None) -> ExportedGrasps:
+    """Read DexGraspBench per-grasp ``.npy`` dicts (one grasp each) into arrays."""
+    if not paths:
+        raise ExportError("no DexGraspBench files given")
+    rows = []
+    for p in paths:
+        d = load_npy_safely(p)
+        if not isinstance(d, dict) or not all(k in d for k in ("grasp_qpos", "pregrasp_qpos", "squeeze_qpos")):
+            raise ExportError(f"{p}: expected a dict with pregrasp_qpos, grasp_qpos and squeeze_qpos")
+        rows.append((str(p), d))
+    arrays = {}
+    for key in ("pregrasp_qpos", "grasp_qpos", "squeeze_qpos"):
+        try:
+            a = np.stack([np.asarray(d[key], dtype=np.float64).reshape(-1) for _, d in rows])
+        except (TypeError, ValueError) as e:
+            raise ExportError(f"{rows[0][0]}...: {key} is not a vector of the same length in every file ({e})") from e
+        if a.shape[1] < 7 or not np.all(np.isfinite(a)):
+            raise ExportError(f"{rows[0][0]}...: {key} must hold 7 pose values and the joints, all finite")
+        arrays[key] = a
+    g = arrays["grasp_qpos"]
+    names = list(joint_names or rows[0][1].get("joint_names") or [f"joint_{j}" for j in range(g.shape[1] - 7)])
+    if len(names) != g.shape[1] - 7:
+        raise ExportError(f"{rows[0][0]}: {g.shape[1] - 7} joints in grasp_qpos, {len(names)} joint names")
+    quat = g[:, 3:7] / np.linalg.norm(g[:, 3:7], axis=1, keepdims=True).clip(1e-12)
+    energy = np.array([_float(d.get("energy", np.nan), f"{p}: energy") if "energy" in d else np.nan for p, d in rows])
+    return ExportedGrasps(names, g[:, :3], quat, g[:, 7:], arrays["pregrasp_qpos"][:, 7:], arrays["squeeze_qpos"][:, 7:], energy,
+                          _float(rows[0][1].get("obj_scale", 1.0), f"{rows[0][0]}: obj_scale"), rows[0][1].get("grasp_type"))
+
+
+# -- whole datasets --------------------------------------------------------------------------
+def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None) -> dict:
+    """Export every job's grasp file of dataset ``root`` to ``out`` (default ``ROOT/exports/FMT``).
+
+    Writes ``out/manifest.json`` (format, conventions, one entry per job) last; rerunning rewrites
+    the same files. Returns the manifest.
+    """
+    from .build import DatasetError, write_index
+
+    if fmt not in WRITERS:
+        raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    root = Path(root)
+    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
+        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
+    out = Path(out) if out is not None else root / "exports" / fmt
+    entries = []
+    for row in write_index(root):
+        gs = GraspSet.load(root / row["file"])
+        files = export_grasp_set(gs, fmt, out) if len(gs) else []
+        entries.append({"job": row["job"], "object": gs.object_name, "object_source": gs.object_source, "object_scale": gs.object_scale,
+                        "hand": gs.hand, "grasp_type": gs.grasp_type, "grasps": len(gs), "joint_names": list(gs.joint_names),
+                        "files": [str(f.relative_to(out)) for f in files]})
+    manifest = {
+        "format": fmt, "dataset": str(root.resolve()), "jobs": entries,
+        "conventions": "hand root-link pose in the object frame (m; quaternions w-x-y-z; DexGraspNet rotations as sxyz Euler "
+                       "angles); joints in joint_names order; object = object_source mesh scaled by object_scale",
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def read_export(path: str | Path, fmt: str, joint_names: list[str] | None = None) -> ExportedGrasps:
+    """Read one exported file (a folder of per-grasp files for ``dexgraspbench``)."""
+    if fmt == "dexgraspnet":
+        if joint_names is None:
+            raise ExportError("reading the DexGraspNet format needs the hand's joint names")
+        return read_dexgraspnet(path, joint_names)
+    if fmt == "graspqp":
+        return read_graspqp(path, joint_names)
+    if fmt == "dexgraspbench":
+        p = Path(path)
+        files = sorted(p.glob("*.npy"), key=lambda f: (len(f.stem), f.stem)) if p.is_dir() else [p]
+        return read_dexgraspbench(files, joint_names)
+    raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

@@ -1,0 +1,155 @@
+"""``graspforge dataset export``: DexGraspNet, GraspQP and DexGraspBench files, read back exactly;
+hostile files are refused without running any code."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import corrupt_bytes
+from graspforge.cli.main import main
+from graspforge.dataset.export import (EXPORT_FORMATS, ExportError, euler_sxyz_to_quaternion, export_grasp_set, load_npy_safely,
+                                       quaternion_to_euler_sxyz, read_export, read_graspqp)
+from graspforge.dataset.grasp_set import GraspSet
+from test_grasp_set import make_set
+
+torch.set_num_threads(1)
+
+
+def _rotation(q: np.ndarray) -> np.ndarray:
+    """Rotation matrices (N, 3, 3) of w-x-y-z quaternions, written out (independent of trimesh)."""
+    w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
+    ], 1)
+
+
+def _read_back(files, fmt, gs):
+    path = files[0].parent if fmt == "dexgraspbench" else files[0]
+    return read_export(path, fmt, list(gs.joint_names) if fmt == "dexgraspnet" else None)
+
+
+def _assert_same_grasps(back, gs, tol=1e-12):
+    assert len(back) == len(gs) and back.joint_names == list(gs.joint_names)
+    np.testing.assert_allclose(back.root_position, gs.root_position, atol=tol)
+    np.testing.assert_allclose(_rotation(back.root_quaternion), _rotation(gs.root_quaternion), atol=1e-9)
+    np.testing.assert_allclose(back.joint_positions, gs.joint_positions, atol=1e-6)
+    np.testing.assert_allclose(back.pregrasp_joint_positions, gs.pregrasp_joint_positions, atol=1e-6)
+    np.testing.assert_allclose(back.squeeze_joint_positions, gs.squeeze_joint_positions, atol=1e-6)
+    np.testing.assert_allclose(back.energy, gs.energy, rtol=1e-6)
+    assert back.object_scale == pytest.approx(gs.object_scale)
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_round_trip(tmp_path, fmt):
+    gs = make_set(N=6, K=4, D=3, seed=3)
+    files = export_grasp_set(gs, fmt, tmp_path)
+    assert files and all(f.is_file() for f in files)
+    assert not list(tmp_path.rglob(".*.tmp"))
+    _assert_same_grasps(_read_back(files, fmt, gs), gs, tol=1e-12)
+
+
+def test_dexgraspnet_layout_and_euler_convention(tmp_path):
+    gs = make_set(N=4, seed=1)
+    (f,) = export_grasp_set(gs, "dexgraspnet", tmp_path)
+    assert f.relative_to(tmp_path).as_posix() == "toy/full/box.npy"
+    rows = load_npy_safely(f)
+    assert len(rows) == 4 and set(rows[0]) >= {"scale", "qpos", "energy", "E_dis", "E_fc", "E_pen", "E_spen", "E_joints"}
+    q = rows[2]["qpos"]
+    assert list(q)[:6] == ["WRJTx", "WRJTy", "WRJTz", "WRJRx", "WRJRy", "WRJRz"] and list(q)[6:] == gs.joint_names
+    # transforms3d's default "sxyz": R = Rz(c) Ry(b) Rx(a), written out here
+    a, b, c = q["WRJRx"], q["WRJRy"], q["WRJRz"]
+    Rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    Ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    Rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    np.testing.assert_allclose(Rz @ Ry @ Rx, _rotation(gs.root_quaternion[2:3])[0], atol=1e-12)
+    e = quaternion_to_euler_sxyz(gs.root_quaternion)
+    np.testing.assert_allclose(_rotation(euler_sxyz_to_quaternion(e)), _rotation(gs.root_quaternion), atol=1e-12)
+
+
+def test_graspqp_layout_matches_the_reference(tmp_path):
+    gs = make_set(N=5, K=4, seed=2)
+    (f,) = export_grasp_set(gs, "graspqp", tmp_path)
+    assert f.relative_to(tmp_path).as_posix() == "box/grasp_predictions/toy/4_contacts/graspqp/default/box.dexgrasp.pt"
+    d = torch.load(f, weights_only=True)
+    assert d["parameters"]["root_pose"].shape == (5, 7) and d["contact_idx"].shape == (5, 4)
+    assert set(d["parameters"]) == {"root_pose", *gs.joint_names} and d["grasp_type"] is None
+    np.testing.assert_allclose(d["parameters"]["root_pose"][:, 3:].numpy(), gs.root_quaternion, atol=1e-6)  # w first
+    np.testing.assert_allclose(d["grasp_velocities"]["b"].numpy(), gs.squeeze_joint_positions[:, 1] - gs.joint_positions[:, 1], atol=1e-6)
+    np.testing.assert_allclose(d["values"].numpy(), gs.energy, rtol=1e-6)
+
+
+def test_dexgraspbench_files_hold_pose_then_joints(tmp_path):
+    gs = make_set(N=3, seed=4)
+    files = export_grasp_set(gs, "dexgraspbench", tmp_path)
+    assert [f.name for f in files] == ["0.npy", "1.npy", "2.npy"]
+    d = load_npy_safely(files[1])
+    np.testing.assert_array_equal(d["obj_pose"], [0, 0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(d["grasp_qpos"], np.concatenate([gs.root_position[1], gs.root_quaternion[1], gs.joint_positions[1]]))
+    np.testing.assert_array_equal(d["squeeze_qpos"][7:], gs.squeeze_joint_positions[1])
+    assert d["obj_path"] == gs.object_source and d["obj_scale"] == gs.object_scale
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_hostile_pickles_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"qpos": _Boom()}], dtype=object), allow_pickle=True)
+    (tmp_path / "evil.npy").write_bytes(buf.getvalue())
+    with pytest.raises(ExportError, match="refusing to load"):
+        load_npy_safely(tmp_path / "evil.npy")
+    torch.save({"parameters": {"root_pose": torch.zeros(1, 7)}}, tmp_path / "ok.pt")
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps({"parameters": _Boom()}))
+    with pytest.raises(ExportError):
+        read_graspqp(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), fmt=st.sampled_from(EXPORT_FORMATS))
+def test_corrupted_exports_give_a_clear_error(tmp_path_factory, data, fmt):
+    tmp = tmp_path_factory.mktemp("c")
+    gs = make_set(N=3, seed=5)
+    files = export_grasp_set(gs, fmt, tmp)
+    victim = files[0]
+    victim.write_bytes(corrupt_bytes(victim.read_bytes(), data))
+    try:
+        back = _read_back(files, fmt, gs)
+    except ExportError:
+        return
+    # a corruption that still parses must give well-formed arrays (e.g. bits flipped inside a float)
+    assert back.joint_positions.shape == (len(back), 3) and np.all(np.isfinite(back.root_position))
+
+
+def test_dataset_export_cli_round_trips_a_real_build(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["dataset", "build", "--objects", "box", "--hands", "panda", "--grasps-per-object", "3", "--iterations", "10",
+                 "--keep", "all", "--no-evaluate", "--quiet", "--out", str(out)]) == 0
+    (row,) = json.loads((out / "index.json").read_text())
+    gs = GraspSet.load(out / row["file"])
+    for fmt in EXPORT_FORMATS:
+        assert main(["dataset", "export", str(out), "--format", fmt]) == 0
+        manifest = json.loads((out / "exports" / fmt / "manifest.json").read_text())
+        (job,) = manifest["jobs"]
+        assert job["grasps"] == 3 and job["joint_names"] == gs.joint_names
+        files = [out / "exports" / fmt / f for f in job["files"]]
+        _assert_same_grasps(_read_back(files, fmt, gs), gs)
+    with pytest.raises(SystemExit):  # argparse: unknown format
+        main(["dataset", "export", str(out), "--format", "isaac"])
+    assert main(["dataset", "export", str(tmp_path / "nothing"), "--format", "graspqp"]) == 1
+    assert "not a graspforge dataset" in capsys.readouterr().err
