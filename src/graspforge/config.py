@@ -29,13 +29,15 @@ class ConfigError(GraspforgeError, ValueError):
 
 @dataclass
 class EnergyConfig:
-    """E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_spen E_spen + w_joints E_joints (METHOD.md s. 2-3)."""
+    """E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_hpen E_hpen + w_spen E_spen + w_joints E_joints
+    (METHOD.md s. 2-3; E_hpen, hand samples inside the object, is ours: 0 gives the reference energy)."""
 
     method: str = "graspqp"  # force-closure term: graspqp | dexgraspnet | gendexgrasp | tdg
     distance: str = "auto"  # E_dis variant: "exp" (contact facing), "plain", or "auto" (by method)
     w_dis: float = 100.0
     w_fc: float = 1.0
     w_pen: float = 100.0
+    w_hpen: float = 100.0
     # Reference weight 10 belongs to its sparse sphere model. Our E_spen is the same kind of sum as
     # E_pen (depths over dense surface samples), so it takes E_pen's weight: with 10, 90 % of Allegro
     # grasps kept > 1 mm finger overlap on the exact meshes; with 100 and 128 samples, 12 %.
@@ -53,6 +55,7 @@ class EnergyConfig:
     tdg_weight: float = 100.0
     object_points: int = 2500  # farthest-point samples of the object surface for E_pen
     self_collision_points: int = 128  # per link (samples of E_spen)
+    hand_points: int = 32  # per link (samples of E_hpen)
 
     def validate(self) -> None:
         if self.method not in ENERGY_METHODS:
@@ -65,11 +68,11 @@ class EnergyConfig:
             raise ConfigError("energy.cone_edges must be >= 3")
         if not 0 < self.qp_lower < self.qp_upper:
             raise ConfigError("need 0 < energy.qp_lower < energy.qp_upper")
-        for f in ("w_dis", "w_fc", "w_pen", "w_spen", "w_joints", "qp_eps", "torque_weight"):
+        for f in ("w_dis", "w_fc", "w_pen", "w_hpen", "w_spen", "w_joints", "qp_eps", "torque_weight"):
             if getattr(self, f) < 0:
                 raise ConfigError(f"energy.{f} must be >= 0")
-        if self.object_points < 1 or self.self_collision_points < 0:
-            raise ConfigError("energy.object_points must be >= 1 and self_collision_points >= 0")
+        if self.object_points < 1 or self.self_collision_points < 0 or self.hand_points < 1:
+            raise ConfigError("energy.object_points and energy.hand_points must be >= 1 and self_collision_points >= 0")
 
     @property
     def distance_variant(self) -> str:

@@ -23,6 +23,7 @@ NumPy alone). Schema, ``format_version`` 1 (N grasps, K contacts, D actuated joi
 | ``contact_distance`` | (N, K) float | object signed distance at each contact, m (positive inside) |
 | ``energy`` | (N,) float | total energy |
 | ``energy_dis``, ``energy_fc``, ``energy_pen``, ``energy_spen``, ``energy_joints`` | (N,) float | unweighted terms |
+| ``energy_hpen`` | (N,) float | unweighted hand-in-object term (optional: absent in older files) |
 | ``qp_value`` | (N,) float | V(G), the force-closure QP value (NaN if not computed) |
 | ``config_toml`` | () str | the resolved run configuration |
 | ``software`` | () str | ``graspforge X.Y.Z`` |
@@ -44,6 +45,8 @@ from ..errors import GraspforgeError
 
 FORMAT_VERSION = 1
 TERM_KEYS = ("energy_dis", "energy_fc", "energy_pen", "energy_spen", "energy_joints")
+#: terms written when present (files from before graspforge 0.x had no E_hpen)
+OPTIONAL_TERM_KEYS = ("energy_hpen",)
 _SCALARS = ("hand", "grasp_type", "object_name", "object_source", "object_hash", "config_toml", "software", "created")
 
 
@@ -104,6 +107,9 @@ class GraspSet:
         for k in TERM_KEYS:
             if np.shape(self.terms.get(k)) != (N,):
                 raise GraspSetError(f"grasp set: energy term {k} missing or not of shape ({N},)")
+        for k in OPTIONAL_TERM_KEYS:
+            if k in self.terms and np.shape(self.terms[k]) != (N,):
+                raise GraspSetError(f"grasp set: energy term {k} is not of shape ({N},)")
         for k, v in self.extra.items():
             if np.shape(v)[:1] != (N,):
                 raise GraspSetError(f"grasp set: extra array {k} must have {N} rows")
@@ -132,7 +138,7 @@ class GraspSet:
         }
         for k in _SCALARS:
             arr[k] = np.asarray(str(getattr(self, k)))
-        for k in TERM_KEYS:
+        for k in TERM_KEYS + tuple(k for k in OPTIONAL_TERM_KEYS if k in self.terms):
             arr[k] = np.asarray(self.terms[k], np.float64)
         for k, v in self.extra.items():
             if k in arr:
@@ -162,7 +168,7 @@ class GraspSet:
             raise GraspSetError(f"{path}: no format_version: not a graspforge grasp set") from None
         if version != FORMAT_VERSION:
             raise GraspSetError(f"{path}: format_version {version} is not supported (this graspforge reads {FORMAT_VERSION})")
-        known = set(_SCALARS) | set(TERM_KEYS) | {
+        known = set(_SCALARS) | set(TERM_KEYS) | set(OPTIONAL_TERM_KEYS) | {
             "format_version", "joint_names", "object_scale", "root_position", "root_quaternion", "joint_positions",
             "pregrasp_joint_positions", "squeeze_joint_positions", "contact_points", "contact_normals", "contact_links",
             "contact_indices", "contact_distance", "energy", "qp_value",
@@ -183,7 +189,7 @@ class GraspSet:
                 contact_indices=a["contact_indices"].astype(np.int64),
                 contact_distance=a["contact_distance"].astype(np.float64),
                 energy=a["energy"].astype(np.float64),
-                terms={k: a[k].astype(np.float64) for k in TERM_KEYS},
+                terms={k: a[k].astype(np.float64) for k in TERM_KEYS + OPTIONAL_TERM_KEYS if k in a or k in TERM_KEYS},
                 qp_value=a["qp_value"].astype(np.float64),
                 extra={k: v for k, v in a.items() if k not in known},
             )

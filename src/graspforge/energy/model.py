@@ -1,6 +1,6 @@
 """The full grasp energy (METHOD.md s. 2-3) for a hand and a batch of objects.
 
-E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_spen E_spen + w_joints E_joints, one value per grasp.
+E = w_dis E_dis + w_fc E_fc + w_pen E_pen + w_hpen E_hpen + w_spen E_spen + w_joints E_joints, one value per grasp.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from . import force_closure as fc
 from .scene import ObjectBatch
 from .terms import contact_distance_energy, dexgraspnet_force_closure, joint_limit_energy, random_unit_wrenches, tdg_force_closure
 
-TERMS = ("E_dis", "E_fc", "E_pen", "E_spen", "E_joints")
+TERMS = ("E_dis", "E_fc", "E_pen", "E_hpen", "E_spen", "E_joints")
 
 
 class GraspEnergy:
@@ -33,6 +33,14 @@ class GraspEnergy:
         self.qp = fc.ForceClosureQP(self.fc_config) if c.method == "graspqp" else None
         self.directions = random_unit_wrenches(c.tdg_directions, device=hand.device, dtype=hand.dtype) if c.method == "tdg" else None
         self.object_points = objects.points_per_grasp()
+        # E_hpen samples: the first hand_points of each link's farthest-point-ordered surface samples
+        links = hand.surface_links
+        rank = torch.zeros_like(links)
+        for l in torch.unique(links):
+            where = (links == l).nonzero(as_tuple=True)[0]
+            rank[where] = torch.arange(len(where), device=links.device)
+        keep = rank < c.hand_points
+        self._hpen_local, self._hpen_links = hand.surface_points_local[keep], links[keep]
         self.last: dict[str, torch.Tensor] = {}
 
     def reset(self, mask: torch.Tensor) -> None:
@@ -78,6 +86,17 @@ class GraspEnergy:
             forces = (res.l.reshape(*edges.shape[:3], 1) * edges).sum(2)
         return res.value, forces
 
+    def hand_in_object(self, state: HandState) -> torch.Tensor:
+        """E_hpen (B,): sum of the depths (m) of the hand's surface samples inside the object.
+
+        Not in the reference. Its E_pen (object samples inside the hand) is bounded by a link's
+        radius: a finger sunk under a large face, the face cutting through it, costs ~1 cm per
+        nearby sample, which the force-closure gain outweighs; measured on the exact meshes, 70 of
+        800 Allegro grasps on 25 YCB objects had links 2-4 cm inside boxes and cans that way.
+        """
+        d, _ = self.objects.signed_distance(self.hand.to_world(state, self._hpen_local, self._hpen_links))
+        return d.clamp_min(0).sum(-1)
+
     def __call__(self, pose: torch.Tensor, contacts: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.cfg
         state = self.hand.forward_kinematics(pose)
@@ -86,8 +105,9 @@ class GraspEnergy:
             "E_dis": contact_distance_energy(d, n_o, n_h, self.variant),
             "E_fc": self.force_closure(p, n_o),
             "E_pen": self.hand.penetration_depth(state, self.object_points, self.objects.point_clusters).sum(-1) if c.w_pen else pose.new_zeros(pose.shape[0]),
+            "E_hpen": self.hand_in_object(state) if c.w_hpen else pose.new_zeros(pose.shape[0]),
             "E_spen": self.hand.self_penetration(state) if c.w_spen else pose.new_zeros(pose.shape[0]),
             "E_joints": joint_limit_energy(pose[:, 9:], self.hand.lower, self.hand.upper),
         }
-        total = c.w_dis * terms["E_dis"] + c.w_fc * terms["E_fc"] + c.w_pen * terms["E_pen"] + c.w_spen * terms["E_spen"] + c.w_joints * terms["E_joints"]
+        total = c.w_dis * terms["E_dis"] + c.w_fc * terms["E_fc"] + c.w_pen * terms["E_pen"] + c.w_hpen * terms["E_hpen"] + c.w_spen * terms["E_spen"] + c.w_joints * terms["E_joints"]
         return total, terms

@@ -158,7 +158,7 @@ class HandModel:
             return out.view(B, 0)
         gid = self._grid_of_link[pair_link]
         # broad phase on the samples: transform all samples once, then sphere-test each pair
-        world = self._to_world(state, self.self_points_local, self.self_points_link)  # (B, S, 3)
+        world = self.to_world(state, self.self_points_local, self.self_points_link)  # (B, S, 3)
         Rl, tl = state.links.rot, state.links.pos
         with torch.no_grad():
             c = (Rl[:, pair_link] @ self._sphere_center[gid][None, ..., None]).squeeze(-1) + tl[:, pair_link]
@@ -221,8 +221,8 @@ class HandModel:
         return state.links.rot[bi, links], state.links.pos[bi, links]
 
     @classmethod
-    def _to_world(cls, state: HandState, local: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
-        # points local (K, 3) or (B, K, 3) attached to links (K,) or (B, K) -> world (B, K, 3)
+    def to_world(cls, state: HandState, local: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
+        """World positions (B, K, 3) of points ``local`` (K, 3) or (B, K, 3), in the frames of ``links`` (K,) or (B, K)."""
         R, t = cls._frames(state, links)
         return (R @ local[..., None]).squeeze(-1) + t
 
@@ -246,7 +246,7 @@ class HandModel:
 
     def surface_points(self, state: HandState) -> torch.Tensor:
         """World positions (B, S, 3) of the collision-surface samples (self-collision, display)."""
-        return self._to_world(state, self.surface_points_local, self.surface_links)
+        return self.to_world(state, self.surface_points_local, self.surface_links)
 
     # -- collision ----------------------------------------------------------------------------
     def signed_distance(self, state: HandState, points: torch.Tensor, outside: float = -0.01, clusters=None) -> torch.Tensor:
