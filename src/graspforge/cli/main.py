@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import evaluate as evaluate_cmd
     from . import generate as generate_cmd
     from . import hands as hands_cmd
+    from . import viz as viz_cmd
 
     p = argparse.ArgumentParser(prog="graspforge", description="Synthesise diverse, physically valid grasps for robot hands.")
     p.add_argument("--version", action="version", version=f"graspforge {__version__}")
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_cmd.add_parser(sub)
     hands_cmd.add_parser(sub)
     dataset_cmd.add_parser(sub)
+    viz_cmd.add_parser(sub)
     return p
 
 
