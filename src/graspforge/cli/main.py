@@ -10,6 +10,7 @@ from ..errors import GraspforgeError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import bench as bench_cmd
     from . import dataset as dataset_cmd
     from . import evaluate as evaluate_cmd
     from . import generate as generate_cmd
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     hands_cmd.add_parser(sub)
     dataset_cmd.add_parser(sub)
     viz_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return p
 
 

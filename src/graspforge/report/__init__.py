@@ -1,0 +1,1 @@
+"""Reports: the paper's comparison rerun (``graspforge bench paper``)."""

@@ -1,0 +1,48 @@
+"""``graspforge bench paper``: the Table-1 layout with the paper's numbers, resume, a standalone HTML."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graspforge.cli.main import main
+from graspforge.report.paper import BenchError, Setting, table1_markdown
+
+torch.set_num_threads(1)
+
+
+def test_table1_cells_put_ours_beside_the_paper():
+    s = Setting("graspqp", "mala_star", "full", 12)
+    row = {"setting": vars(s), "ugr_reference": 0.5, "H_reference": 2.0, "D_mm": 1.25, "success_strict": 0.75}
+    md = table1_markdown({s.key: {"allegro": row, "ability_hand": {**row, "ugr_reference": 0.25, "H_reference": 1.0}}},
+                         ["allegro", "ability_hand"])
+    line = md.splitlines()[2]
+    assert line.startswith("| 12 contacts, full, graspqp + MALA* |")
+    assert "50 % / 2.0 (76 % / 3.6)" in line and "25 % / 1.0 (35 % / 2.6)" in line
+    assert "38 % / 1.5 (52 % / 3.2)" in line  # overall = mean over the hands run
+    assert "1.25 (1.4)" in line and "allegro 75 %" in line
+
+
+def test_settings_parse_and_reject():
+    assert [s.key for s in Setting.parse("dexgraspnet:mala", ["full", "pinch"], [4])] == ["4c_full_dexgraspnet_mala", "4c_pinch_dexgraspnet_mala"]
+    for bad in ("graspqp", "graspqp:adam", "foo:mala"):
+        with pytest.raises(BenchError):
+            Setting.parse(bad, ["full"], [12])
+
+
+def test_bench_paper_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = ["bench", "paper", "--objects", "box", "--hands", "allegro", "--methods", "graspqp:mala_star", "--grasps", "3",
+            "--iterations", "10", "--seeds-object", "box", "--seeds", "12", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    md = (out / "report.md").read_text()
+    assert "| 12 contacts, full, graspqp + MALA* |" in md and "(76 % / 3.6)" in md
+    assert "12 seeds ->" in md and "## Timings" in md and "torch 2.13.0" in md
+    assert (out / "seeds.png").stat().st_size > 5000 and (out / "energy.png").stat().st_size > 5000
+    page = (out / "report.html").read_text()
+    assert "<table>" in page and page.count("data:image/png;base64,") == 2
+    assert (out / "runs" / "allegro" / "12c_full_graspqp_mala_star" / "box.eval.json").is_file()
+    capsys.readouterr()
+    assert main(args) == 0  # resumes: nothing left to run
+    assert "0 synthesis units" in capsys.readouterr().out
+    assert main(["bench", "paper", "--objects", "box", "--hands", "allegro", "--grasp-types", "grip", "--out", str(tmp_path / "x")]) == 1
