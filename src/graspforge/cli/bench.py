@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     b.add_argument("--contacts", type=int, nargs="+", default=[12])
     b.add_argument("--grasps", type=int, default=32, help="grasps per object (default %(default)s)")
     b.add_argument("--iterations", type=int, help="optimiser iterations (default: the full schedule)")
-    b.add_argument("--seeds-object", help="object for the unique-grasps-vs-seeds curve (12 contacts, full)")
+    b.add_argument("--seeds-object", help="object for the unique-grasps-vs-seeds curve (first hand, 12 contacts, full)")
     b.add_argument("--seeds", type=int, nargs="+", default=[512], help="largest seed count (default 512); the curve is taken at 8, 16, ...")
     b.add_argument("--objects-per-batch", type=int, default=5)
     b.add_argument("--workers", type=int, default=1, help="parallel synthesis units (processes)")

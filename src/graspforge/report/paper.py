@@ -181,7 +181,7 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
             cfg = _config_toml(s, bench.grasps, bench.iterations, bench.seed)
             for i in range(0, len(todo), bench.objects_per_batch):
                 units.append((str(folder), h, asdict(s), todo[i:i + bench.objects_per_batch], cfg))
-        if bench.seeds_object:
+        if bench.seeds_object and h == bench.hands[0]:  # the curve is one hand's, as in the paper
             (seed_obj,) = expand_objects([bench.seeds_object])[:1]
             for s in bench.settings:
                 if s.contacts != 12 or s.grasp_type != "full":
