@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import os
 import platform
@@ -270,12 +269,9 @@ def seeds_curves(out: str | Path) -> dict[str, dict[str, dict[int, int]]]:
 
 
 def _fig_png(fig) -> bytes:
-    import matplotlib.pyplot as plt
+    from ..viz.figure import figure_png
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig, dpi=110, bbox_inches="tight")
 
 
 def _plots(table: dict, seeds: dict) -> dict[str, bytes]:

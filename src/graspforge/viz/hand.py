@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
 from ..hands.structure import to_root
+from .figure import save_figure
 
 #: (elevation, azimuth) in degrees of the views drawn side by side.
 VIEWS = ((20.0, -60.0), (0.0, 0.0), (90.0, -90.0))
@@ -47,7 +47,6 @@ def render_hand(desc: HandDescription, path: str | Path, q: np.ndarray | None = 
     import matplotlib.pyplot as plt
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
-    from .._io import atomic_write_bytes
 
     tris, pts, nrm, _ = hand_geometry_world(desc, q)
     if grasp_type is not None:
@@ -75,9 +74,4 @@ def render_hand(desc: HandDescription, path: str | Path, q: np.ndarray | None = 
         ax.set_zlabel("z")
     title = f"{desc.name}: {len(pts)} contact candidates{f' ({grasp_type})' if grasp_type else ''}; approach blue, up green"
     fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    out = Path(path)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, path)

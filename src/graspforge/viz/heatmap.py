@@ -3,19 +3,18 @@ set, drawn on the hand in its open pose (the paper's power / precision / pinch p
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .._io import atomic_write_bytes
 from ..dataset.grasp_set import GraspSet
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..hands.structure import to_root
 from ..objects import ObjectModel
 from .scene import HandDisplay, VizError
+from .figure import save_figure
 
 #: a surface sample touches the object when it is closer than this to (or inside) the surface, m
 CONTACT_DISTANCE = 0.003
@@ -101,12 +100,7 @@ def render_contact_heatmap(desc: HandDescription, frequency: np.ndarray, path: s
         ax.set_title(name, fontsize=9)
     fig.colorbar(sc, ax=fig.axes, shrink=0.6, label="fraction of grasps in contact")
     fig.suptitle(title or f"{desc.name}: contact frequency", fontsize=10)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    out = Path(path)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, path)
 
 
 def contact_heatmaps(desc: HandDescription, grasp_sets: list[tuple[GraspSet, ObjectModel]], out_dir: str | Path,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_write_bytes
 from ..dataset.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .page import grasp_summary
 from .scene import HandDisplay, check_indices, decimate, grasp_hand_mesh
+from .figure import save_figure
 
 #: (elevation, azimuth) in degrees of the views drawn side by side
 GRASP_VIEWS = ((25.0, -60.0), (25.0, 120.0), (80.0, -90.0))
@@ -59,12 +58,7 @@ def render_grasp(gs: GraspSet, display: HandDisplay, obj: ObjectModel, i: int, p
         ax.set_axis_off()
     fig.suptitle(f"{gs.object_name} / {gs.hand} / {gs.grasp_type}\n{grasp_summary(gs, i)}", fontsize=9)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.88, wspace=0)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    out = Path(path)
-    atomic_write_bytes(out, buf.getvalue())
-    return out
+    return save_figure(fig, path)
 
 
 def render_grasps(gs: GraspSet, display: HandDisplay, obj: ObjectModel, out_dir: str | Path, indices: list[int] | None = None,
