@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -17,6 +18,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def safe_filename(s: str, fallback: str = "x") -> str:
+    """``s`` with every run of characters other than letters, digits, ``.``, ``_`` and ``-``
+    replaced by ``_`` (``fallback`` if nothing is left): a name safe in any file system."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or fallback
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import sys
 import time
 from pathlib import Path
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, safe_filename
 from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
 
 
@@ -61,7 +60,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "object"
+    return safe_filename(s, "object")
 
 
 def object_stems(objects) -> list[str]:

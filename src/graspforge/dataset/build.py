@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .._io import atomic_write_json, atomic_write_text
+from .._io import atomic_write_json, atomic_write_text, safe_filename
 from ..errors import GraspforgeError
 
 INDEX_FIELDS = ("job", "object", "hand", "type", "generated", "kept", "success", "ugr", "H", "D_mm",
@@ -37,7 +37,7 @@ class DatasetError(GraspforgeError, ValueError):
 
 
 def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
+    return safe_filename(s, "x")
 
 
 @dataclass(frozen=True)

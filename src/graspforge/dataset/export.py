@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import trimesh.transformations as tf
 
-from .._io import atomic_write_bytes, atomic_write_json
+from .._io import atomic_write_bytes, atomic_write_json, safe_filename
 from ..errors import GraspforgeError
 from .grasp_set import GraspSet
 
@@ -161,7 +160,7 @@ def _npy_bytes(obj) -> bytes:
 
 
 def _object_stem(gs: GraspSet) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", gs.object_name).strip("_") or "object"
+    return safe_filename(gs.object_name, "object")
 
 
 def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:

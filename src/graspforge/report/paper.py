@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from .. import __version__
-from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
 from ..config import ENERGY_METHODS, OPTIMIZERS
 from ..errors import GraspforgeError
 
@@ -105,7 +105,7 @@ class PaperBench:
 
 
 def _safe(s: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or "x"
+    return safe_filename(s, "x")
 
 
 def _config_toml(setting: Setting, grasps: int, iterations: int | None, seed: int) -> str:
