@@ -17,7 +17,8 @@ from graspforge.objects import load_object
 from graspforge.viz.heatmap import contact_frequency, contact_heatmaps
 from graspforge.viz.page import write_grasp_page
 from graspforge.viz.render import RENDER_CELL, render_grasps
-from graspforge.viz.scene import HandDisplay, VizError, decimate, quaternion_matrix
+from graspforge.geometry.rotations import quaternion_to_matrix
+from graspforge.viz.scene import HandDisplay, VizError, decimate
 
 torch.set_num_threads(1)
 
@@ -31,7 +32,7 @@ def grasps_near(desc, obj_spec: str = "box", N: int = 3, offset=(0.0, -0.09, 0.0
     """Open-hand "grasps" with the root ``offset`` from the object centre (palm towards it)."""
     obj = load_object(obj_spec)
     r = np.random.default_rng(0)
-    D, K = len(desc.joint_names), 4
+    K = 4
     q = np.tile(desc.canonical_q, (N, 1))
     quat = np.tile([np.cos(np.pi / 4), -np.sin(np.pi / 4), 0.0, 0.0], (N, 1))  # palm (+z) turned to +y, towards the object
     return GraspSet(
@@ -62,7 +63,7 @@ def test_posed_hand_follows_the_root_pose(allegro):
     c, s = np.cos(0.8), np.sin(0.8)
     np.testing.assert_allclose(V1, V0 @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]).T + [0.1, 0.2, 0.3], atol=1e-12)
     np.testing.assert_array_equal(F0, F1)
-    np.testing.assert_allclose(quaternion_matrix(q), [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-12)
+    np.testing.assert_allclose(quaternion_to_matrix(torch.tensor(q)).numpy(), [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-12)
     assert set(np.unique(L0)) >= {allegro.tree.link_names.index("index_link_3")}
 
 

@@ -41,15 +41,12 @@ def add_parser(sub) -> None:
 
 def _load(path: Path, hand: str | None, object_spec: str | None = None):
     from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import grasp_set_object
+    from ..evaluate.run import check_hand, grasp_set_object
     from ..hands import load_hand_description
 
     gs = GraspSet.load(path)
     desc = load_hand_description(_hand_spec(gs, hand))
-    if list(desc.joint_names) != list(gs.joint_names):
-        from ..viz.scene import VizError
-
-        raise VizError(f"{path}: its joints {gs.joint_names[:3]}... are not those of hand {desc.name!r}; pass --hand")
+    check_hand(gs, desc, where=f"{path} (pass --hand)")
     return gs, desc, grasp_set_object(gs, object_spec, where=str(path))
 
 

@@ -7,33 +7,26 @@ from pathlib import Path
 import numpy as np
 
 from ..hands.description import HandDescription
-from ..hands.meshes import link_collision_meshes
 from ..hands.structure import to_root
 from .figure import save_figure
+from .scene import HandDisplay
 
 #: (elevation, azimuth) in degrees of the views drawn side by side.
 VIEWS = ((20.0, -60.0), (0.0, 0.0), (90.0, -90.0))
 NORMAL_LENGTH = 0.01  # m
 
 
-def hand_geometry_world(desc: HandDescription, q: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+def hand_geometry_world(desc: HandDescription, q: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """At joint positions ``q`` (D,) (default: the canonical open pose), in the root frame (m):
-    collision triangles per link (list of (F, 3, 3)), candidate points and normals (C, 3), and
-    the candidates' link indices (C,)."""
+    the collision triangles (F, 3, 3), candidate points and normals (C, 3), and the candidates'
+    link indices (C,)."""
     q = desc.canonical_q if q is None else np.asarray(q, np.float64)
+    V, F, _ = HandDisplay.from_description(desc, cell=0.0).posed(q)
     T = desc.tree.forward_numpy(q)
-    tris = []
-    idx = {n: i for i, n in enumerate(desc.tree.link_names)}
-    for name, parts in link_collision_meshes(desc).parts.items():
-        R, t = T[idx[name], :3, :3], T[idx[name], :3, 3]
-        for part in parts:
-            v = np.asarray(part[0], np.float64) @ R.T + t
-            f = np.asarray(part[1], np.int64)
-            tris.append(v[f])
     L = desc.contact_links
     pts = to_root(T, L, desc.contact_points)
     nrm = np.einsum("cij,cj->ci", T[L, :3, :3], desc.contact_normals)
-    return tris, pts, nrm, L
+    return V[F], pts, nrm, L
 
 
 def render_hand(desc: HandDescription, path: str | Path, q: np.ndarray | None = None, grasp_type: str | None = None,
@@ -52,14 +45,14 @@ def render_hand(desc: HandDescription, path: str | Path, q: np.ndarray | None = 
     if grasp_type is not None:
         keep = desc.candidate_mask(grasp_type)
         pts, nrm = pts[keep], nrm[keep]
-    allv = np.concatenate([t.reshape(-1, 3) for t in tris] + [pts]) if tris else pts
+    allv = np.concatenate([tris.reshape(-1, 3), pts])
     lo, hi = allv.min(0), allv.max(0)
     centre, half = (lo + hi) / 2, float((hi - lo).max()) / 2 + 0.01
     fig = plt.figure(figsize=size, dpi=dpi)
     for k, (elev, azim) in enumerate(VIEWS):
         ax = fig.add_subplot(1, len(VIEWS), k + 1, projection="3d")
-        if tris:
-            ax.add_collection3d(Poly3DCollection(np.concatenate(tris), facecolor=(0.75, 0.75, 0.78, 0.35), edgecolor=(0.4, 0.4, 0.45, 0.15), linewidths=0.2))
+        if len(tris):
+            ax.add_collection3d(Poly3DCollection(tris, facecolor=(0.75, 0.75, 0.78, 0.35), edgecolor=(0.4, 0.4, 0.45, 0.15), linewidths=0.2))
         ax.scatter(*pts.T, s=6, c="red", depthshade=False)
         ax.add_collection3d(Line3DCollection(np.stack([pts, pts + NORMAL_LENGTH * nrm], 1), colors="darkred", linewidths=0.6))
         for axis, colour in ((desc.approach_axis, "blue"), (desc.up_axis, "green")):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..dataset.grasp_set import GraspSet
+from ..evaluate.run import check_hand
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..hands.structure import to_root
@@ -29,8 +30,7 @@ def contact_frequency(desc: HandDescription, grasp_sets: list[tuple[GraspSet, Ob
     hits = np.zeros(len(desc.surface_points))
     n = 0
     for gs, obj in grasp_sets:
-        if list(gs.joint_names) != list(desc.joint_names):
-            raise VizError(f"grasp set of {gs.object_name!r} has joints {gs.joint_names[:3]}..., not those of hand {desc.name!r}")
+        check_hand(gs, desc, where=f"grasp set of {gs.object_name!r}")
         if not len(gs):
             continue
         with torch.no_grad():

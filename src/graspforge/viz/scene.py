@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..dataset.grasp_set import GraspSet
 from ..errors import GraspforgeError
+from ..geometry.rotations import quaternion_to_matrix
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
 
@@ -44,17 +46,6 @@ def decimate(V: np.ndarray, F: np.ndarray, cell: float = DISPLAY_CELL) -> tuple[
     return Vn, Fn
 
 
-def quaternion_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) w-x-y-z -> (..., 3, 3)."""
-    q = np.asarray(q, np.float64)
-    w, x, y, z = np.moveaxis(q / np.linalg.norm(q, axis=-1, keepdims=True), -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
-        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
-        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
-
-
 @dataclass
 class HandDisplay:
     """A hand's display meshes per link (link frame), decimated once, posed many times."""
@@ -79,7 +70,7 @@ class HandDisplay:
         ``root_quaternion`` (4,) w-x-y-z (default: identity): V (n, 3) m, F (m, 3), and each
         vertex's link index (n,)."""
         T = self.description.tree.forward_numpy(np.asarray(q, np.float64))
-        R0 = np.eye(3) if root_quaternion is None else quaternion_matrix(root_quaternion)
+        R0 = np.eye(3) if root_quaternion is None else quaternion_to_matrix(torch.as_tensor(root_quaternion, dtype=torch.float64)).numpy()
         t0 = np.zeros(3) if root_position is None else np.asarray(root_position, np.float64)
         Vs, Fs, Ls, off = [], [], [], 0
         for l, v, f in self.links:
