@@ -189,7 +189,7 @@ class GraspSet:
                 contact_indices=a["contact_indices"].astype(np.int64),
                 contact_distance=a["contact_distance"].astype(np.float64),
                 energy=a["energy"].astype(np.float64),
-                terms={k: a[k].astype(np.float64) for k in TERM_KEYS + OPTIONAL_TERM_KEYS if k in a or k in TERM_KEYS},
+                terms={k: a[k].astype(np.float64) for k in TERM_KEYS + OPTIONAL_TERM_KEYS if k in a},  # missing ones: validate() names them
                 qp_value=a["qp_value"].astype(np.float64),
                 extra={k: v for k, v in a.items() if k not in known},
             )

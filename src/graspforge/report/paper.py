@@ -166,14 +166,16 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
     bench.validate()
     out = Path(out)
     objects = expand_objects(bench.objects)
+    names = {}
     for h in bench.hands:
         d = load_hand_description(h)
         for s in bench.settings:
             d.grasp_type(s.grasp_type)  # unknown hand or type: fail before any work
+        names[h] = d.name
     atomic_write_json(out / "bench.json", {**asdict(bench), "settings": [asdict(s) for s in bench.settings]})
     units = []
     for h in bench.hands:
-        name = load_hand_description(h).name
+        name = names[h]
         for s in bench.settings:
             folder = out / "runs" / _safe(name) / s.key
             todo = [o for o in objects if not _done(folder, o[1])]
