@@ -113,7 +113,6 @@ def test_hostile_pickles_are_refused(tmp_path, monkeypatch):
     (tmp_path / "evil.npy").write_bytes(buf.getvalue())
     with pytest.raises(ExportError, match="refusing to load"):
         load_npy_safely(tmp_path / "evil.npy")
-    torch.save({"parameters": {"root_pose": torch.zeros(1, 7)}}, tmp_path / "ok.pt")
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"parameters": _Boom()}))
     with pytest.raises(ExportError):
         read_graspqp(tmp_path / "evil.pt")
