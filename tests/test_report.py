@@ -18,6 +18,12 @@ def test_table1_cells_put_ours_beside_the_paper():
                          ["allegro", "ability_hand"])
     line = md.splitlines()[2]
     assert line.startswith("| 12 contacts, full, graspqp + MALA* |")
+    # rows in the paper's order, rows it does not have after them
+    rows = [Setting("tdg", "mala", "full", 12), Setting("graspqp", "mala_star", "pinch", 12), Setting("dexgraspnet", "mala", "full", 12), s]
+    md = table1_markdown({r.key: {"allegro": {**row, "setting": vars(r)}} for r in rows}, ["allegro"])
+    assert [ln.split("|")[1].strip() for ln in md.splitlines()[2:]] == [
+        "12 contacts, full, graspqp + MALA*", "12 contacts, full, dexgraspnet + MALA", "12 contacts, pinch, graspqp + MALA*",
+        "12 contacts, full, tdg + MALA"]
     assert "50 % / 2.0 (76 % / 3.6)" in line and "25 % / 1.0 (35 % / 2.6)" in line
     assert "38 % / 1.5 (52 % / 3.2)" in line  # overall = mean over the hands run
     assert "1.25 (1.4)" in line and "allegro 75 %" in line
@@ -25,7 +31,13 @@ def test_table1_cells_put_ours_beside_the_paper():
 
 def test_settings_parse_and_reject():
     assert [s.key for s in Setting.parse("dexgraspnet:mala", ["full", "pinch"], [4])] == ["4c_full_dexgraspnet_mala", "4c_pinch_dexgraspnet_mala"]
-    for bad in ("graspqp", "graspqp:adam", "foo:mala"):
+    assert [s.key for s in Setting.parse("graspqp:mala_star:pinch:12", ["full"], [4])] == ["12c_pinch_graspqp_mala_star"]
+    paper = Setting.parse("paper", ["full"], [4])
+    assert len(paper) == 5 and {s.key for s in paper} == {"12c_full_graspqp_mala_star", "12c_full_dexgraspnet_mala",
+                                                          "4c_full_graspqp_mala_star", "12c_precision_graspqp_mala_star",
+                                                          "12c_pinch_graspqp_mala_star"}
+    for bad in ("graspqp", "graspqp:adam", "foo:mala", "graspqp:mala:full", "graspqp:mala:full:x", "graspqp:mala:full:0",
+                "graspqp:mala::12", "graspqp:mala:full:12:1"):
         with pytest.raises(BenchError):
             Setting.parse(bad, ["full"], [12])
 
@@ -45,4 +57,12 @@ def test_bench_paper_end_to_end_and_resume(tmp_path, capsys):
     capsys.readouterr()
     assert main(args) == 0  # resumes: nothing left to run
     assert "0 synthesis units" in capsys.readouterr().out
+    # a longer seeds curve reruns only the seeds unit, and the report shows the new points
+    assert main(["16" if a == "12" else a for a in args]) == 0
+    assert "1 synthesis units" in capsys.readouterr().out
+    assert "16 seeds ->" in (out / "report.md").read_text()
+    assert "--seeds 16 --seed 0 --out REPORT" in (out / "report.md").read_text()  # the rerun command, spelt out
+    # another schedule into the same folder would pool unlike rows: refused, nothing run
+    assert main(["11" if a == "10" else a for a in args]) == 1
+    assert "iterations=10" in capsys.readouterr().err
     assert main(["bench", "paper", "--objects", "box", "--hands", "allegro", "--grasp-types", "grip", "--out", str(tmp_path / "x")]) == 1

@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                       "with the paper's numbers, unique grasps vs seeds (Figure 4), energy curves, timings.")
     b.add_argument("--objects", nargs="+", required=True, help="folders of meshes, mesh files, built-in objects")
     b.add_argument("--hands", nargs="+", default=["allegro"])
-    b.add_argument("--methods", nargs="+", default=["graspqp:mala_star", "dexgraspnet:mala"], help="ENERGY:OPTIMIZER pairs")
+    b.add_argument("--methods", nargs="+", default=["graspqp:mala_star", "dexgraspnet:mala"], help="rows: ENERGY:OPTIMIZER (crossed with --grasp-types and --contacts), "
+                   "ENERGY:OPTIMIZER:TYPE:CONTACTS (one row), or `paper` (the five rows of the paper's Table 1)")
     b.add_argument("--grasp-types", nargs="+", default=["full"])
     b.add_argument("--contacts", type=int, nargs="+", default=[12])
     b.add_argument("--grasps", type=int, default=32, help="grasps per object (default %(default)s)")
@@ -35,7 +36,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from ..report.paper import PaperBench, Setting, run_paper_bench, write_report
 
     if not args.report_only:
-        settings = [s for m in args.methods for s in Setting.parse(m, args.grasp_types, args.contacts)]
+        settings = list(dict.fromkeys(s for m in args.methods for s in Setting.parse(m, args.grasp_types, args.contacts)))
         bench = PaperBench(objects=list(args.objects), hands=list(args.hands), settings=settings, grasps=args.grasps,
                            iterations=args.iterations, seeds_object=args.seeds_object, seeds=list(args.seeds), seed=args.seed,
                            objects_per_batch=args.objects_per_batch)

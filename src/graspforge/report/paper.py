@@ -71,13 +71,29 @@ class Setting:
 
     @classmethod
     def parse(cls, text: str, grasp_types: list[str], contacts: list[int]) -> list["Setting"]:
-        """``METHOD:OPTIMIZER`` crossed with the grasp types and contact counts."""
-        if text.count(":") != 1:
-            raise BenchError(f"method {text!r}: expected METHOD:OPTIMIZER, e.g. graspqp:mala_star")
-        m, o = text.split(":")
+        """``METHOD:OPTIMIZER`` crossed with the grasp types and contact counts, or one row spelt out
+        as ``METHOD:OPTIMIZER:TYPE:CONTACTS``; ``paper`` = the five rows of the paper's Table 1."""
+        if text == "paper":
+            return [cls(m, o, t, k) for (k, t, m, o) in PAPER_TABLE1]
+        parts = text.split(":")
+        if len(parts) not in (2, 4) or not all(parts):
+            raise BenchError(f"method {text!r}: expected METHOD:OPTIMIZER or METHOD:OPTIMIZER:TYPE:CONTACTS, "
+                             "e.g. graspqp:mala_star or graspqp:mala_star:pinch:12, or `paper`")
+        m, o = parts[:2]
         if m not in ENERGY_METHODS or o not in OPTIMIZERS:
             raise BenchError(f"method {text!r}: energy one of {', '.join(ENERGY_METHODS)}, optimiser one of {', '.join(OPTIMIZERS)}")
+        if len(parts) == 4:
+            if not parts[3].isdigit() or int(parts[3]) < 1:
+                raise BenchError(f"method {text!r}: CONTACTS must be a positive whole number")
+            return [cls(m, o, parts[2], int(parts[3]))]
         return [cls(m, o, t, int(k)) for k in contacts for t in grasp_types]
+
+    @property
+    def order(self) -> tuple:
+        """Sort key: the paper's row order first, then the rest by name."""
+        rows = list(PAPER_TABLE1)
+        k = (self.contacts, self.grasp_type, self.method, self.optimizer)
+        return (rows.index(k) if k in rows else len(rows), self.key)
 
 
 @dataclass
@@ -154,12 +170,22 @@ def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str
     return written
 
 
-def _done(folder: Path, stem: str) -> bool:
-    return (folder / f"{stem}.run.json").is_file() and (folder / f"{stem}.eval.json").is_file()
+def _done(folder: Path, stem: str, grasps: int | None = None) -> bool:
+    """Finished (both sidecars written) and, when ``grasps`` is given, with at least that many grasps."""
+    run = folder / f"{stem}.run.json"
+    if not (run.is_file() and (folder / f"{stem}.eval.json").is_file()):
+        return False
+    if grasps is None:
+        return True
+    try:
+        return int(json.loads(run.read_text()).get("grasps", 0)) >= grasps
+    except (ValueError, OSError):
+        return False
 
 
 def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progress: Callable[[str], None] | None = None) -> dict:
     """Run every unfinished unit of ``bench`` under ``out`` (process pool of ``workers``); returns counts."""
+    from ..config import tomllib
     from ..dataset.build import expand_objects
     from ..hands import load_hand_description
 
@@ -172,7 +198,19 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
         for s in bench.settings:
             d.grasp_type(s.grasp_type)  # unknown hand or type: fail before any work
         names[h] = d.name
-    atomic_write_json(out / "bench.json", {**asdict(bench), "settings": [asdict(s) for s in bench.settings]})
+    meta = {**asdict(bench), "settings": [asdict(s) for s in bench.settings]}
+    prev_p = out / "bench.json"
+    if prev_p.is_file():
+        # one schedule per report folder: rows made with other grasps/iterations/seed must not be pooled with these
+        prev = json.loads(prev_p.read_text())
+        diff = [k for k in ("grasps", "iterations", "seed") if prev.get(k) != meta[k]]
+        if diff:
+            raise BenchError(f"{out} holds runs made with " + ", ".join(f"{k}={prev.get(k)}" for k in diff)
+                             + "; rerun with those values to add to it, or pass another --out")
+        # a rerun may add objects, hands and rows: the folder's record is the union
+        for k in ("objects", "hands", "settings"):
+            meta[k] = prev.get(k, []) + [v for v in meta[k] if v not in prev.get(k, [])]
+    atomic_write_json(prev_p, meta)
     units = []
     for h in bench.hands:
         name = names[h]
@@ -188,8 +226,10 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
                 if s.contacts != 12 or s.grasp_type != "full":
                     continue  # the paper's Figure 4: 12 contacts, full hand
                 folder = out / "seeds" / _safe(name) / s.key
-                if not _done(folder, seed_obj[1]):
+                if not _done(folder, seed_obj[1], max(bench.seeds)):  # a longer curve asked for: rerun
                     units.append((str(folder), h, asdict(s), [seed_obj], _config_toml(s, max(bench.seeds), bench.iterations, bench.seed)))
+    # longest first (grasps x objects), so a big seeds unit does not start last and run alone
+    units.sort(key=lambda u: -len(u[3]) * int(tomllib.loads(u[4])["grasps"]))
     for u in units:
         Path(u[0]).mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -323,7 +363,7 @@ def table1_markdown(table: dict, hands: list[str]) -> str:
     """Rows = settings, columns = hands + overall + D; each cell "ours (paper)" as UGR % / H."""
     head = "| setting | " + " | ".join(hands) + " | overall | D mm | strict success |"
     lines = [head, "|" + "---|" * (len(hands) + 4)]
-    for key, per in sorted(table.items(), key=lambda kv: kv[0]):
+    for key, per in sorted(table.items(), key=lambda kv: Setting(**next(iter(kv[1].values()))["setting"]).order):
         s = Setting(**next(iter(per.values()))["setting"])
         paper = PAPER_TABLE1.get((s.contacts, s.grasp_type, s.method, s.optimizer), {})
         cells = []
@@ -385,12 +425,24 @@ def write_report(out: str | Path) -> Path:
         f"seed: {meta['seed']}; seeds object: {meta.get('seeds_object')}",
         f"- graspforge {__version__}, torch {torch.__version__}, mujoco {mujoco.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()} {os.cpu_count()} cores",
-        "- command: `graspforge bench paper --objects ... --hands " + " ".join(meta["hands"]) + " --out REPORT` (see bench.json)",
+        "- command: `" + rerun_command(meta) + "`",
         "- physics constants of both protocols: any `.eval.json` under runs/ (config_toml and summary.*.physics)", "",
     ] + [f"![{n}]({n})" for n in pngs])
     atomic_write_text(out / "report.md", md + "\n")
     atomic_write_text(out / "report.html", _html(md, pngs))
     return out / "report.md"
+
+
+def rerun_command(meta: dict) -> str:
+    """The ``graspforge bench paper`` command line that reproduces the runs recorded in ``bench.json``."""
+    rows = [f"{s['method']}:{s['optimizer']}:{s['grasp_type']}:{s['contacts']}" for s in meta["settings"]]
+    cmd = ["graspforge bench paper --objects", *meta["objects"], "--hands", *meta["hands"], "--methods", *rows,
+           "--grasps", str(meta["grasps"])]
+    if meta.get("iterations"):
+        cmd += ["--iterations", str(meta["iterations"])]
+    if meta.get("seeds_object"):
+        cmd += ["--seeds-object", meta["seeds_object"], "--seeds", str(max(meta["seeds"]))]
+    return " ".join(cmd + ["--seed", str(meta["seed"]), "--out", "REPORT"])
 
 
 def _html(md: str, pngs: dict[str, bytes]) -> str:
