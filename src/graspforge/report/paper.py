@@ -322,34 +322,25 @@ def _plots(table: dict, seeds: dict) -> dict[str, bytes]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def line_plot(series, size, log_axis, xlabel, ylabel, title, **style) -> bytes:
+        fig, ax = plt.subplots(figsize=size)
+        for label, xs, ys in series:
+            ax.plot(xs, ys, label=label, **style)
+        getattr(ax, f"set_{log_axis}scale")("log", **({"base": 2} if log_axis == "x" else {}))
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        return _fig_png(fig)
+
     pngs = {}
     if seeds:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for hand, per in seeds.items():
-            for key, curve in per.items():
-                xs = sorted(curve)
-                ax.plot(xs, [curve[x] for x in xs], marker="o", label=f"{hand}: {key}")
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("seeds (grasps generated)")
-        ax.set_ylabel("unique successful grasps")
-        ax.set_title("unique grasps vs seeds (reference protocol)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        pngs["seeds.png"] = _fig_png(fig)
+        series = [(f"{hand}: {key}", sorted(c), [c[x] for x in sorted(c)]) for hand, per in seeds.items() for key, c in per.items()]
+        pngs["seeds.png"] = line_plot(series, (6, 4), "x", "seeds (grasps generated)", "unique successful grasps",
+                                      "unique grasps vs seeds (reference protocol)", marker="o")
     if table:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for key, per in sorted(table.items()):
-            for hand, row in per.items():
-                if row["curve"]:
-                    it, e = zip(*row["curve"])
-                    ax.plot(it, e, label=f"{hand}: {key}")
-        ax.set_yscale("log")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel("mean energy (per object, then averaged)")
-        ax.set_title("energy vs iteration (annealing phase)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        pngs["energy.png"] = _fig_png(fig)
+        series = [(f"{hand}: {key}", *zip(*row["curve"])) for key, per in sorted(table.items()) for hand, row in per.items() if row["curve"]]
+        pngs["energy.png"] = line_plot(series, (7, 4), "y", "iteration", "mean energy (per object, then averaged)",
+                                       "energy vs iteration (annealing phase)")
     return pngs
 
 
