@@ -68,9 +68,11 @@ def test_build_resume_index_and_settings_check(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in (out / "grasps").iterdir()} == mtimes  # nothing redone
     assert _build(out, "--keep", "successful") == 1  # other settings, same folder
     assert "other settings" in capsys.readouterr().err
+    index_mtime = (out / "index.json").stat().st_mtime_ns
     assert main(["dataset", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["jobs"] == 4 and info["generated"] == 16
+    assert (out / "index.json").stat().st_mtime_ns == index_mtime  # info reads only (read-only datasets work)
 
 
 def test_keep_successful_writes_only_held_grasps(tmp_path):

@@ -159,15 +159,23 @@ def job_done(root: Path, job: Job) -> bool:
     return rec is not None and (root / rec["file"]).is_file()
 
 
-def write_index(root: Path) -> list[dict]:
-    """Rebuild ``index.json`` and ``index.csv`` from the job records (unreadable ones are left out)."""
+def read_index(root: Path) -> list[dict]:
+    """The index rows of every finished job, read from the job records (unreadable ones are left out).
+
+    Reads only, so ``dataset info`` and ``dataset export`` work on a read-only dataset."""
     rows = []
-    jobs_dir = root / "jobs"
+    jobs_dir = Path(root) / "jobs"
     if jobs_dir.is_dir():
         for p in sorted(jobs_dir.glob("*.json")):
             rec = read_record(p)
-            if rec is not None and (root / rec["file"]).is_file():
+            if rec is not None and (Path(root) / rec["file"]).is_file():
                 rows.append({k: rec[k] for k in INDEX_FIELDS})
+    return rows
+
+
+def write_index(root: Path) -> list[dict]:
+    """Rebuild ``index.json`` and ``index.csv`` from the job records; returns the rows."""
+    rows = read_index(root)
     atomic_write_json(root / "index.json", rows)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(INDEX_FIELDS))
@@ -346,7 +354,7 @@ def dataset_summary(root: str | Path) -> dict:
     root = Path(root)
     if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
         raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
-    rows = write_index(root)
+    rows = read_index(root)
     gen = sum(r["generated"] for r in rows)
     kept = sum(r["kept"] for r in rows)
     succ = [r["success"] * r["generated"] for r in rows if r["success"] is not None]

@@ -370,7 +370,7 @@ def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None) ->
     Writes ``out/manifest.json`` (format, conventions, one entry per job) last; rerunning rewrites
     the same files. Returns the manifest.
     """
-    from .build import DatasetError, write_index
+    from .build import DatasetError, read_index
 
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
@@ -379,7 +379,7 @@ def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None) ->
         raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
     out = Path(out) if out is not None else root / "exports" / fmt
     entries = []
-    for row in write_index(root):
+    for row in read_index(root):
         gs = GraspSet.load(root / row["file"])
         files = export_grasp_set(gs, fmt, out) if len(gs) else []
         entries.append({"job": row["job"], "object": gs.object_name, "object_source": gs.object_source, "object_scale": gs.object_scale,
