@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graspforge.cli.main import main
-from graspforge.report.paper import BenchError, Setting, table1_markdown
+from graspforge.report.paper import BenchError, Setting, _html, table1_markdown
 
 torch.set_num_threads(1)
 
@@ -66,3 +66,10 @@ def test_bench_paper_end_to_end_and_resume(tmp_path, capsys):
     assert main(["11" if a == "10" else a for a in args]) == 1
     assert "iterations=10" in capsys.readouterr().err
     assert main(["bench", "paper", "--objects", "box", "--hands", "allegro", "--grasp-types", "grip", "--out", str(tmp_path / "x")]) == 1
+
+
+def test_report_page_shows_user_names_as_text():
+    page = _html("# r\n\n- objects: <script>alert(1)</script>, a&b\n\n| a | b |\n|---|---|\n| <img src=x> | 1 |\n\n![p.png](p.png)",
+                 {"p.png": b"\x89PNG"})
+    assert "<script>" not in page and "<img src=x>" not in page and "&lt;script&gt;" in page and "a&amp;b" in page
+    assert "<table>" in page and "<li>" in page and 'src="data:image/png;base64,iVBORw==' in page

@@ -16,7 +16,6 @@ import html
 import json
 import os
 import platform
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -393,7 +392,7 @@ def write_report(out: str | Path) -> Path:
     for name, data in pngs.items():
         atomic_write_bytes(out / name, data)
     timing = ["| hand | setting | grasps | synthesis s/grasp | evaluation s/grasp (2 protocols + geometry) |", "|---|---|---|---|---|"]
-    for key, per in sorted(table.items()):
+    for key, per in sorted(table.items(), key=lambda kv: Setting(**next(iter(kv[1].values()))["setting"]).order):
         for h, r in per.items():
             timing.append(f"| {h} | {key} | {r['grasps']} | {r['synthesis_seconds_per_grasp']:.2f} | {r['evaluation_seconds_per_grasp']:.2f} |")
     seeds_md = []
@@ -437,34 +436,16 @@ def rerun_command(meta: dict) -> str:
 
 
 def _html(md: str, pngs: dict[str, bytes]) -> str:
-    """A minimal Markdown-to-HTML for the report's own constructs (headings, tables, lists, images),
-    with the PNGs inlined so the page stands alone."""
-    body, rows = [], []
+    """The report as one standalone page: Python-Markdown (with tables) renders ``md``; the PNGs
+    it names are inlined as data URIs so the page needs no other file."""
+    import markdown
 
-    def flush():
-        if rows:
-            body.append("<table>" + "".join(rows) + "</table>")
-            rows.clear()
-
-    for line in md.splitlines():
-        if line.startswith("|"):
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if all(set(c) <= {"-"} for c in cells):
-                continue
-            tag = "th" if not rows else "td"
-            rows.append("<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>")
-            continue
-        flush()
-        m = re.match(r"!\[(.*)\]\((.*)\)", line)
-        if m and m.group(2) in pngs:
-            body.append(f'<img alt="{html.escape(m.group(1))}" src="data:image/png;base64,{base64.b64encode(pngs[m.group(2)]).decode()}">')
-        elif line.startswith("#"):
-            n = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{n}>{html.escape(line[n:].strip())}</h{n}>")
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush()
-    style = "body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>graspforge paper report</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    # Markdown passes raw HTML through, and object names come from users' file names: the report
+    # itself has no HTML, so every <, > and & is text
+    body = markdown.markdown(html.escape(md, quote=False), extensions=["tables"], output_format="html")
+    for name, data in pngs.items():
+        body = body.replace(f'src="{name}"', f'src="data:image/png;base64,{base64.b64encode(data).decode()}"')
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px}code{background:#f4f4f4;word-break:break-all}")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>graspforge paper report</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>\n")
