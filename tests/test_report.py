@@ -52,7 +52,8 @@ def test_bench_paper_end_to_end_and_resume(tmp_path, capsys):
     assert "12 seeds ->" in md and "## Timings" in md and "torch 2.13.0" in md
     assert (out / "seeds.png").stat().st_size > 5000 and (out / "energy.png").stat().st_size > 5000
     page = (out / "report.html").read_text()
-    assert "<table>" in page and page.count("data:image/png;base64,") == 2
+    assert "<table>" in page and page.count("data:image/png;base64,") == 3  # seeds, energy, the full-grasp heatmap
+    assert (out / "heatmaps" / "allegro_contacts_full.png").stat().st_size > 5000 and "## Contact heatmaps" in md
     assert (out / "runs" / "allegro" / "12c_full_graspqp_mala_star" / "box.eval.json").is_file()
     capsys.readouterr()
     assert main(args) == 0  # resumes: nothing left to run

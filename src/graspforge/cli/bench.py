@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--out", required=True, help="report folder")
     b.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
+    b.add_argument("--no-heatmaps", action="store_true", help="leave the contact heatmaps out of the report (they load every mesh)")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=cmd_paper)
 
@@ -47,6 +48,6 @@ def cmd_paper(args: argparse.Namespace) -> int:
             print(f"graspforge: interrupted; finished objects are kept under {args.out}/runs; rerun the same command to go on", file=sys.stderr)
             return 130
         print(f"{r['units']} synthesis units run in {r['seconds']:.0f} s")
-    path = write_report(args.out)
+    path = write_report(args.out, heatmaps=not args.no_heatmaps)
     print(f"report: {path} and {path.with_suffix('.html')}")
     return 0

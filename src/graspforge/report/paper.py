@@ -353,7 +353,7 @@ def table1_markdown(table: dict, hands: list[str]) -> str:
     """Rows = settings, columns = hands + overall + D; each cell "ours (paper)" as UGR % / H."""
     head = "| setting | " + " | ".join(hands) + " | overall | D mm | strict success |"
     lines = [head, "|" + "---|" * (len(hands) + 4)]
-    for key, per in sorted(table.items(), key=lambda kv: Setting(**next(iter(kv[1].values()))["setting"]).order):
+    for key, per in sorted(table.items(), key=_row_order):
         s = Setting(**next(iter(per.values()))["setting"])
         paper = PAPER_TABLE1.get((s.contacts, s.grasp_type, s.method, s.optimizer), {})
         cells = []
@@ -374,8 +374,44 @@ def table1_markdown(table: dict, hands: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: str | Path) -> Path:
-    """Write ``report.md``, ``report.html`` and the PNG plots from the files under ``out``."""
+def _row_order(kv) -> tuple:
+    return Setting(**next(iter(kv[1].values()))["setting"]).order
+
+
+def write_heatmaps(out: str | Path, table: dict, hand_specs: list[str]) -> list[Path]:
+    """Contact heatmaps (the paper's hand figures): per hand, one PNG per grasp type under
+    ``out/heatmaps``, from that type's first row in the paper's order (GraspQP + MALA*, 12 contacts,
+    where run), over every grasp generated on every object."""
+    from ..dataset.grasp_set import GraspSet
+    from ..evaluate.run import grasp_set_object
+    from ..hands import load_hand_description
+    from ..viz.heatmap import contact_heatmaps
+
+    out = Path(out)
+    descs = {d.name: d for d in (load_hand_description(h) for h in hand_specs)}
+    objects: dict[tuple, object] = {}  # one load per mesh: the rows share their objects
+    written = []
+    for hand, desc in descs.items():
+        chosen: dict[str, str] = {}
+        for key, per in sorted(table.items(), key=_row_order):
+            if hand in per:
+                chosen.setdefault(per[hand]["setting"]["grasp_type"], key)
+        sets = []
+        for key in chosen.values():
+            for f in sorted((out / "runs" / _safe(hand) / key).glob("*.npz")):
+                gs = GraspSet.load(f)
+                k = (gs.object_source, gs.object_scale, gs.object_hash)
+                if k not in objects:
+                    objects[k] = grasp_set_object(gs, where=str(f))
+                sets.append((gs, objects[k]))
+        if sets:
+            written += sorted(contact_heatmaps(desc, sets, out / "heatmaps").values())
+    return written
+
+
+def write_report(out: str | Path, heatmaps: bool = True) -> Path:
+    """Write ``report.md``, ``report.html`` and the PNG plots from the files under ``out``
+    (``heatmaps``: also the contact heatmaps, which load every object's mesh)."""
     import mujoco
     import torch
 
@@ -391,8 +427,16 @@ def write_report(out: str | Path) -> Path:
     pngs = _plots(table, seeds)
     for name, data in pngs.items():
         atomic_write_bytes(out / name, data)
+    from ..viz.heatmap import CONTACT_DISTANCE
+
+    heat_md = []
+    if heatmaps:
+        for path in write_heatmaps(out, table, meta["hands"]):
+            name = str(path.relative_to(out))
+            pngs[name] = path.read_bytes()
+            heat_md.append(f"![{name}]({name})")
     timing = ["| hand | setting | grasps | synthesis s/grasp | evaluation s/grasp (2 protocols + geometry) |", "|---|---|---|---|---|"]
-    for key, per in sorted(table.items(), key=lambda kv: Setting(**next(iter(kv[1].values()))["setting"]).order):
+    for key, per in sorted(table.items(), key=_row_order):
         for h, r in per.items():
             timing.append(f"| {h} | {key} | {r['grasps']} | {r['synthesis_seconds_per_grasp']:.2f} | {r['evaluation_seconds_per_grasp']:.2f} |")
     seeds_md = []
@@ -408,6 +452,10 @@ def write_report(out: str | Path) -> Path:
         "deepest object point inside the exact hand meshes. The last column is success under the `strict` protocol.", "",
         table1_markdown(table, hands), "",
         "## Unique grasps vs seeds (paper Figure 4)", "", *(seeds_md or ["(not run: pass --seeds-object)"]), "",
+        "## Contact heatmaps", "",
+        *([f"Per hand and grasp type: how often each hand surface sample lies within {CONTACT_DISTANCE * 1000:g} mm of the object, over every grasp "
+           "generated, drawn on the open hand (power grasps should light the palm and proximal links, precision the "
+           "fingertips, pinch the thumb and index).", "", *heat_md] if heat_md else ["(not drawn)"]), "",
         "## Timings (this machine)", "", *timing, "",
         "## How to rerun", "",
         f"- objects ({len(objects)}): {', '.join(objects)}",
@@ -417,7 +465,7 @@ def write_report(out: str | Path) -> Path:
         f"{platform.machine()} {os.cpu_count()} cores",
         "- command: `" + rerun_command(meta) + "`",
         "- physics constants of both protocols: any `.eval.json` under runs/ (config_toml and summary.*.physics)", "",
-    ] + [f"![{n}]({n})" for n in pngs])
+    ] + [f"![{n}]({n})" for n in pngs if not n.startswith("heatmaps/")])
     atomic_write_text(out / "report.md", md + "\n")
     atomic_write_text(out / "report.html", _html(md, pngs))
     return out / "report.md"
