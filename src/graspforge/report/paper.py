@@ -439,6 +439,11 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
     for key, per in sorted(table.items(), key=_row_order):
         for h, r in per.items():
             timing.append(f"| {h} | {key} | {r['grasps']} | {r['synthesis_seconds_per_grasp']:.2f} | {r['evaluation_seconds_per_grasp']:.2f} |")
+    for f in sorted((out / "seeds").glob("*/*/*.run.json")):  # one object, all seeds in one batch
+        r = json.loads(f.read_text())
+        n = max(1, int(r["grasps"]))
+        timing.append(f"| {r['hand']} | {f.parent.name} (seeds curve, {r['object']}) | {n} | {r['synthesis_seconds'] / n:.2f} | "
+                      f"{r['evaluation_seconds'] / n:.2f} |")
     seeds_md = []
     for h, per in seeds.items():
         for key, curve in per.items():
