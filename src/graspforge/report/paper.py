@@ -328,7 +328,7 @@ def _plots(table: dict, seeds: dict) -> dict[str, bytes]:
         getattr(ax, f"set_{log_axis}scale")("log", **({"base": 2} if log_axis == "x" else {}))
         ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))  # outside: many rows hide the curves
         return _fig_png(fig)
 
     pngs = {}
