@@ -63,6 +63,12 @@ def test_bench_paper_end_to_end_and_resume(tmp_path, capsys):
     assert "1 synthesis units" in capsys.readouterr().out
     assert "16 seeds ->" in (out / "report.md").read_text()
     assert "--seeds 16 --seed 0 --out REPORT" in (out / "report.md").read_text()  # the rerun command, spelt out
+    assert "schedule: 10 annealing + 6 refinement steps" in (out / "report.md").read_text()
+    (out / "report.md").unlink()
+    assert main(["bench", "paper", "--out", str(out), "--report-only", "--no-heatmaps"]) == 0  # no --objects needed
+    assert "16 seeds ->" in (out / "report.md").read_text()
+    assert main(["bench", "paper", "--out", str(tmp_path / "y")]) == 2  # runs need objects
+    assert "--objects is required" in capsys.readouterr().err
     # another schedule into the same folder would pool unlike rows: refused, nothing run
     assert main(["11" if a == "10" else a for a in args]) == 1
     assert "iterations=10" in capsys.readouterr().err

@@ -13,7 +13,7 @@ def add_parser(sub) -> None:
                       description="Every setting is synthesised on every object and evaluated under both protocols; files are kept "
                       "under OUT/runs, so an interrupted run resumes. The report: Table-1 layout (UGR / H per hand, overall, D) "
                       "with the paper's numbers, unique grasps vs seeds (Figure 4), energy curves, timings.")
-    b.add_argument("--objects", nargs="+", required=True, help="folders of meshes, mesh files, built-in objects")
+    b.add_argument("--objects", nargs="+", help="folders of meshes, mesh files, built-in objects (not needed with --report-only)")
     b.add_argument("--hands", nargs="+", default=["allegro"])
     b.add_argument("--methods", nargs="+", default=["graspqp:mala_star", "dexgraspnet:mala"], help="rows: ENERGY:OPTIMIZER (crossed with --grasp-types and --contacts), "
                    "ENERGY:OPTIMIZER:TYPE:CONTACTS (one row), or `paper` (the five rows of the paper's Table 1)")
@@ -37,6 +37,9 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from ..report.paper import PaperBench, Setting, run_paper_bench, write_report
 
     if not args.report_only:
+        if not args.objects:
+            print("graspforge bench paper: --objects is required (unless --report-only)", file=sys.stderr)
+            return 2
         settings = list(dict.fromkeys(s for m in args.methods for s in Setting.parse(m, args.grasp_types, args.contacts)))
         bench = PaperBench(objects=list(args.objects), hands=list(args.hands), settings=settings, grasps=args.grasps,
                            iterations=args.iterations, seeds_object=args.seeds_object, seeds=list(args.seeds), seed=args.seed,

@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
-from ..config import ENERGY_METHODS, OPTIMIZERS
+from ..config import ENERGY_METHODS, OPTIMIZERS, OptimizerConfig
 from ..errors import GraspforgeError
 
 #: the paper's Table 1 (METHOD.md s. 9): UGR % / H per hand under its Isaac Lab protocol, 50 DexGraspNet objects
@@ -464,8 +464,8 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
         "## Timings (this machine)", "", *timing, "",
         "## How to rerun", "",
         f"- objects ({len(objects)}): {', '.join(objects)}",
-        f"- hands: {', '.join(meta['hands'])}; grasps per object: {meta['grasps']}; iterations: {meta['iterations'] or 'default'}; "
-        f"seed: {meta['seed']}; seeds object: {meta.get('seeds_object')}",
+        f"- hands: {', '.join(meta['hands'])}; grasps per object: {meta['grasps']}; schedule: {_schedule_text(meta.get('iterations'))}; "
+        f"seed: {meta['seed']}; seeds object: {meta.get('seeds_object') or 'none'}",
         f"- graspforge {__version__}, torch {torch.__version__}, mujoco {mujoco.__version__}, Python {platform.python_version()}, "
         f"{platform.machine()} {os.cpu_count()} cores",
         "- command: `" + rerun_command(meta) + "`",
@@ -474,6 +474,15 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
     atomic_write_text(out / "report.md", md + "\n")
     atomic_write_text(out / "report.html", _html(md, pngs))
     return out / "report.md"
+
+
+def _schedule_text(iterations: int | None) -> str:
+    """The optimiser steps a report ran, e.g. '7000 annealing + 4200 refinement steps (the reference schedule)'."""
+    ref = OptimizerConfig()
+    run = ref.compressed(int(iterations)) if iterations else ref
+    n = run.iterations
+    text = f"{n} annealing + {run.refine_iterations} refinement steps"
+    return text + (" (the reference schedule)" if n == ref.iterations else f" (every period scaled by {n}/{ref.iterations})")
 
 
 def rerun_command(meta: dict) -> str:
