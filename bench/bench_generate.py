@@ -69,6 +69,9 @@ def term_timings(hand, obj, B: int, K: int, repeat: int) -> dict:
     def pen(x):
         return hand.penetration_depth(hand.forward_kinematics(x), energy.object_points).sum(-1)
 
+    def hpen(x):
+        return energy.hand_in_object(hand.forward_kinematics(x))
+
     def spen(x):
         return hand.self_penetration(hand.forward_kinematics(x))
 
@@ -79,7 +82,7 @@ def term_timings(hand, obj, B: int, K: int, repeat: int) -> dict:
         return energy(x, contacts)[0]
 
     out = {name: round(_best(run(f), repeat), 3) for name, f in
-           (("fk", fk), ("fk+E_dis", dis), ("fk+E_dis+E_fc", fc), ("fk+E_pen", pen), ("fk+E_spen", spen), ("E_joints", joints), ("total", total))}
+           (("fk", fk), ("fk+E_dis", dis), ("fk+E_dis+E_fc", fc), ("fk+E_pen", pen), ("fk+E_hpen", hpen), ("fk+E_spen", spen), ("E_joints", joints), ("total", total))}
     with torch.no_grad():
         st = hand.forward_kinematics(pose)
         p, _, _, n_o = energy.contact_geometry(st, contacts)

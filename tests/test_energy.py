@@ -134,3 +134,33 @@ def test_hand_inside_a_large_object_is_penalised_only_by_e_hpen(allegro64):
     assert terms["E_hpen"].item() > 1.0  # hundreds of samples, each centimetres deep
     (g,) = torch.autograd.grad(terms["E_hpen"].sum(), x)
     assert g[0, 0] < 0  # moving towards +x (out through the nearest face) lowers it
+
+
+def test_depth_inside_skips_only_points_that_cannot_be_inside():
+    """The bounding-box shortcut of E_hpen gives exactly the clamped grid distance and its gradient,
+    for points inside, on and around two objects (the margin of one SDF cell included)."""
+    objs = [load_object("box:extents=0.06x0.04x0.1"), load_object("sphere:radius=0.03")]
+    batch = ObjectBatch(objs, 2, dtype=torch.float64, surface_points=200)
+    g = torch.Generator().manual_seed(0)
+    pts = (torch.rand(4, 3000, 3, generator=g, dtype=torch.float64) - 0.5) * 0.16  # to 3 cm beyond the box
+    a = pts.clone().requires_grad_()
+    b = pts.clone().requires_grad_()
+    ref = batch.signed_distance(a)[0].clamp_min(0)
+    fast = batch.depth_inside(b)
+    assert (ref > 0).sum() > 100 and (ref == 0).sum() > 100
+    assert torch.equal(ref, fast)
+    w = torch.rand(4, 3000, generator=g, dtype=torch.float64)
+    (ga,) = torch.autograd.grad((ref * w).sum(), a)
+    (gb,) = torch.autograd.grad((fast * w).sum(), b)
+    assert torch.equal(ga, gb)
+    assert torch.equal(batch.depth_inside(pts + 1.0), torch.zeros(4, 3000, dtype=torch.float64))  # all far: no lookup at all
+
+
+def test_grouped_to_world_matches_to_world(allegro64):
+    pose = _near_pose(allegro64, None, 2, seed=3)
+    state = allegro64.forward_kinematics(pose)
+    links = torch.tensor([0, 3, 7])
+    local = torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grouped = HandModel.grouped_to_world(state, local, links)
+    flat = HandModel.to_world(state, local.reshape(-1, 3), links.repeat_interleave(5))
+    torch.testing.assert_close(grouped.reshape(2, -1, 3), flat, rtol=0, atol=1e-12)

@@ -226,6 +226,17 @@ class HandModel:
         R, t = cls._frames(state, links)
         return (R @ local[..., None]).squeeze(-1) + t
 
+    @staticmethod
+    def grouped_to_world(state: HandState, local: torch.Tensor, links: torch.Tensor) -> torch.Tensor:
+        """World positions (B, L, S, 3) of points ``local`` (L, S, 3), S in the frame of each of ``links`` (L,).
+
+        Same result as :meth:`to_world` on the flattened points; one (3 x 3) @ (3 x S) product per
+        link instead of a gathered 3 x 3 per point: 3.5x faster forward + backward for 14 links x 32
+        points at B = 32 (measured in one run).
+        """
+        R, t = state.links.rot[:, links], state.links.pos[:, links]
+        return torch.einsum("blij,lsj->blsi", R, local) + t[:, :, None]
+
     def _points_and_normals(self, state: HandState, points: torch.Tensor, normals: torch.Tensor, links: torch.Tensor):
         R, t = self._frames(state, links)  # one gather serves both
         return (R @ points[..., None]).squeeze(-1) + t, (R @ normals[..., None]).squeeze(-1)
