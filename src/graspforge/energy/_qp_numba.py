@@ -8,7 +8,6 @@ of a 17 ms iteration at B = 16). Per problem the work is a 6 x 6 solve and a sor
 
 from __future__ import annotations
 
-
 import numpy as np
 
 try:

@@ -62,6 +62,7 @@ class ObjectBatch:
         com = torch.stack([torch.as_tensor(o.center_of_mass, **kw) for o in self.objects])
         self.object_index = torch.arange(len(self.objects), device=self.device).repeat_interleave(self.grasps_per_object)
         self.center = com[self.object_index]
+        self._bounds: dict = {}  # (object, device, dtype) -> padded box corners, filled on first use
 
     @property
     def num_objects(self) -> int:
@@ -107,8 +108,6 @@ class ObjectBatch:
         return torch.cat(out)
 
     def _padded_bounds(self, o: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if not hasattr(self, "_bounds"):
-            self._bounds = {}
         key = (o, like.device, like.dtype)
         if key not in self._bounds:
             obj = self.objects[o]
