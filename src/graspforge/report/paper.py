@@ -88,11 +88,15 @@ class Setting:
         return [cls(m, o, t, int(k)) for k in contacts for t in grasp_types]
 
     @property
+    def paper_key(self) -> tuple:
+        """This row's key in :data:`PAPER_TABLE1`: (contacts, grasp type, method, optimiser)."""
+        return (self.contacts, self.grasp_type, self.method, self.optimizer)
+
+    @property
     def order(self) -> tuple:
         """Sort key: the paper's row order first, then the rest by name."""
         rows = list(PAPER_TABLE1)
-        k = (self.contacts, self.grasp_type, self.method, self.optimizer)
-        return (rows.index(k) if k in rows else len(rows), self.key)
+        return (rows.index(self.paper_key) if self.paper_key in rows else len(rows), self.key)
 
 
 @dataclass
@@ -184,7 +188,6 @@ def _done(folder: Path, stem: str, grasps: int | None = None) -> bool:
 
 def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progress: Callable[[str], None] | None = None) -> dict:
     """Run every unfinished unit of ``bench`` under ``out`` (process pool of ``workers``); returns counts."""
-    from ..config import tomllib
     from ..dataset.build import expand_objects
     from ..hands import load_hand_description
 
@@ -218,7 +221,8 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
             todo = [o for o in objects if not _done(folder, o[1])]
             cfg = _config_toml(s, bench.grasps, bench.iterations, bench.seed)
             for i in range(0, len(todo), bench.objects_per_batch):
-                units.append((str(folder), h, asdict(s), todo[i:i + bench.objects_per_batch], cfg))
+                batch = todo[i:i + bench.objects_per_batch]
+                units.append((len(batch) * bench.grasps, (str(folder), h, asdict(s), batch, cfg)))
         if bench.seeds_object and h == bench.hands[0]:  # the curve is one hand's, as in the paper
             (seed_obj,) = expand_objects([bench.seeds_object])[:1]
             for s in bench.settings:
@@ -226,9 +230,10 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
                     continue  # the paper's Figure 4: 12 contacts, full hand
                 folder = out / "seeds" / _safe(name) / s.key
                 if not _done(folder, seed_obj[1], max(bench.seeds)):  # a longer curve asked for: rerun
-                    units.append((str(folder), h, asdict(s), [seed_obj], _config_toml(s, max(bench.seeds), bench.iterations, bench.seed)))
+                    n = max(bench.seeds)
+                    units.append((n, (str(folder), h, asdict(s), [seed_obj], _config_toml(s, n, bench.iterations, bench.seed))))
     # longest first (grasps x objects), so a big seeds unit does not start last and run alone
-    units.sort(key=lambda u: -len(u[3]) * int(tomllib.loads(u[4])["grasps"]))
+    units = [u for _, u in sorted(units, key=lambda su: -su[0])]
     for u in units:
         Path(u[0]).mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
@@ -355,7 +360,7 @@ def table1_markdown(table: dict, hands: list[str]) -> str:
     lines = [head, "|" + "---|" * (len(hands) + 4)]
     for key, per in sorted(table.items(), key=_row_order):
         s = Setting(**next(iter(per.values()))["setting"])
-        paper = PAPER_TABLE1.get((s.contacts, s.grasp_type, s.method, s.optimizer), {})
+        paper = PAPER_TABLE1.get(s.paper_key, {})
         cells = []
         for h in hands:
             r = per.get(h)
