@@ -163,14 +163,23 @@ def read_index(root: Path) -> list[dict]:
     """The index rows of every finished job, read from the job records (unreadable ones are left out).
 
     Reads only, so ``dataset info`` and ``dataset export`` work on a read-only dataset."""
+    root = Path(root)
     rows = []
-    jobs_dir = Path(root) / "jobs"
+    jobs_dir = root / "jobs"
     if jobs_dir.is_dir():
         for p in sorted(jobs_dir.glob("*.json")):
             rec = read_record(p)
-            if rec is not None and (Path(root) / rec["file"]).is_file():
+            if rec is not None and (root / rec["file"]).is_file():
                 rows.append({k: rec[k] for k in INDEX_FIELDS})
     return rows
+
+
+def read_dataset_index(root: Path) -> list[dict]:
+    """:func:`read_index` of a folder that must be a dataset (:class:`DatasetError` otherwise)."""
+    root = Path(root)
+    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
+        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
+    return read_index(root)
 
 
 def write_index(root: Path) -> list[dict]:
@@ -352,9 +361,7 @@ def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: 
 def dataset_summary(root: str | Path) -> dict:
     """Totals over a dataset's index: jobs, grasps generated and kept, mean success, time."""
     root = Path(root)
-    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
-        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
-    rows = read_index(root)
+    rows = read_dataset_index(root)
     gen = sum(r["generated"] for r in rows)
     kept = sum(r["kept"] for r in rows)
     succ = [r["success"] * r["generated"] for r in rows if r["success"] is not None]

@@ -370,16 +370,15 @@ def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None) ->
     Writes ``out/manifest.json`` (format, conventions, one entry per job) last; rerunning rewrites
     the same files. Returns the manifest.
     """
-    from .build import DatasetError, read_index
+    from .build import read_dataset_index
 
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
     root = Path(root)
-    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
-        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
+    rows = read_dataset_index(root)
     out = Path(out) if out is not None else root / "exports" / fmt
     entries = []
-    for row in read_index(root):
+    for row in rows:
         gs = GraspSet.load(root / row["file"])
         files = export_grasp_set(gs, fmt, out) if len(gs) else []
         entries.append({"job": row["job"], "object": gs.object_name, "object_source": gs.object_source, "object_scale": gs.object_scale,
