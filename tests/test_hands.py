@@ -197,7 +197,9 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_fused_kernels_match_torch_path():
-    """The numba collision kernels and the pure-torch path (used on GPUs) agree, values and gradients."""
+    """The numba collision kernels and the fixed-shape torch path (every (point, link) pair, the
+    reference of the Triton kernels) agree, values and gradients."""
+    from graspforge.backend import use_kernels
     from graspforge.objects import load_object
 
     m = HandModel(load_hand_description("allegro"), dtype=torch.float64)
@@ -211,13 +213,15 @@ def test_fused_kernels_match_torch_path():
     pose[3, 9 + names.index("middle_joint_0")] = 0.3
     out = {}
     for use in (True, False):
-        m.use_kernels = use
-        x = pose.clone().requires_grad_()
-        st = m.forward_kinematics(x)
-        d = m.signed_distance(st, obj_pts.expand(5, -1, -1))
-        s = m.self_penetration(st)
-        (m.penetration_depth(st, obj_pts.expand(5, -1, -1)).sum() + 3 * s.sum()).backward()
-        out[use] = (d.detach(), s.detach(), x.grad)
+        with use_kernels("numba" if use else "torch"):
+            assert m.backend(pose) == ("numba" if use else "torch")
+            x = pose.clone().requires_grad_()
+            st = m.forward_kinematics(x)
+            d = m.signed_distance(st, obj_pts.expand(5, -1, -1))
+            s = m.self_penetration(st)
+            sd = m.self_penetration_depth(st)
+            (m.penetration_depth(st, obj_pts.expand(5, -1, -1)).sum() + 3 * s.sum()).backward()
+        out[use] = (d.detach(), s.detach(), sd, x.grad)
     assert out[True][0].max() > 0 and out[True][1].max() > 0  # both terms active
     for a, b in zip(out[True], out[False]):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)

@@ -85,7 +85,8 @@ class GraspEnergy:
         weighted by l*, pointing into the object (dimensionless; every edge weight is >= 1)."""
         f = self.fc_config
         with torch.no_grad():
-            res = fc.ForceClosureQP(f).solve(fc.grasp_matrix(p, n_o, self.objects.center, f.mu, f.torque_weight, f.num_edges))
+            res = fc.ForceClosureQP(f, step_iterations=None).solve(  # cold: solved to convergence
+                fc.grasp_matrix(p, n_o, self.objects.center, f.mu, f.torque_weight, f.num_edges))
             edges = fc.friction_cone_edges(n_o, f.mu, f.num_edges)  # (B, K, m, 3)
             forces = (res.l.reshape(*edges.shape[:3], 1) * edges).sum(2)
         return res.value, forces

@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..backend import kernel_backend
+from ..geometry._trilinear_triton import trilinear_triton
+from ..geometry.atlas import trilinear_gather
 from ..geometry.sampling import kmeans
 from ..objects import ObjectModel
 
@@ -63,6 +66,7 @@ class ObjectBatch:
         self.object_index = torch.arange(len(self.objects), device=self.device).repeat_interleave(self.grasps_per_object)
         self.center = com[self.object_index]
         self._bounds: dict = {}  # (object, device, dtype) -> padded box corners, filled on first use
+        self._atlas: dict = {}  # (device, dtype) -> every object's [d, n] grid packed in one tensor
 
     @property
     def num_objects(self) -> int:
@@ -80,6 +84,8 @@ class ObjectBatch:
     def signed_distance(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Object signed distance (B, K) (positive inside, m) and outward normal (B, K, 3) at each
         grasp's own object, for points (B, K, 3)."""
+        if kernel_backend(points.device) != "numba":
+            return self._packed_query(points, normals=True)
         ds, ns = [], []
         for _, obj, sl in self.slices():
             d, n = obj.signed_distance(points[sl])
@@ -91,10 +97,13 @@ class ObjectBatch:
         """Depth (B, K) in metres of points (B, K, 3) inside each grasp's own object, 0 outside;
         differentiable, equal to ``signed_distance(points)[0].clamp_min(0)``.
 
-        Only points within one SDF cell of an object's bounding box are looked up: farther out all
-        eight interpolation corners lie outside the object, so the grid's distance is negative there.
-        Hand surface samples (E_hpen) are ~97 % outside the box, and the lookups were most of its cost.
+        On the CPU only points within one SDF cell of an object's bounding box are looked up: farther
+        out all eight interpolation corners lie outside the object, so the grid's distance is negative
+        there. Hand surface samples (E_hpen) are ~97 % outside the box, and the lookups were most of its
+        cost. Elsewhere every point is looked up (fixed shapes, no host round trip).
         """
+        if kernel_backend(points.device) != "numba":
+            return self._packed_query(points, normals=False).clamp_min(0)
         out = []
         for o, obj, sl in self.slices():
             p = points[sl]
@@ -106,6 +115,37 @@ class ObjectBatch:
                 d = d.masked_scatter(near, d_near.to(p.dtype).clamp_min(0))
             out.append(d)
         return torch.cat(out)
+
+    def _packed(self, device: torch.device, dtype: torch.dtype):
+        key = (str(device), dtype)
+        if key not in self._atlas:
+            grids = [o.sdf for o in self.objects]
+            sizes = [int(np.prod(g.shape)) for g in grids]
+            offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+            data = torch.as_tensor(np.concatenate([g.data.reshape(-1, 4) for g in grids]), device=device, dtype=dtype)
+            dims = torch.as_tensor(np.array([g.shape for g in grids], np.int64), device=device)
+            origin = torch.as_tensor(np.stack([g.origin for g in grids]), device=device, dtype=dtype)
+            h = torch.as_tensor([g.spacing for g in grids], device=device, dtype=dtype)
+            # the distance channel alone, contiguous, for distance-only queries (E_hpen)
+            self._atlas[key] = (data, data[:, :1].contiguous(), torch.as_tensor(offsets, device=device), dims, origin, h)
+        return self._atlas[key]
+
+    def _packed_query(self, points: torch.Tensor, normals: bool):
+        """All objects' grids in one gather: (B, K) distances and, with ``normals``, (B, K, 3) normals."""
+        data, dist, offsets, dims, origin, h = self._packed(points.device, points.dtype)
+        B, K = points.shape[:2]
+        oid = self.object_index.to(points.device)[:, None].expand(B, K).reshape(-1)
+        table = data if normals else dist
+        if kernel_backend(points.device) == "triton" and points.dtype == torch.float32:
+            out = trilinear_triton(points.reshape(-1, 3), oid, table, offsets, dims, origin, h)
+        else:
+            out = trilinear_gather(points.reshape(-1, 3), table, offsets[oid], dims[oid], origin[oid], h[oid])
+        d = out[:, 0].reshape(B, K)
+        if not normals:
+            return d
+        n = out[:, 1:]
+        n = n * torch.rsqrt(n.square().sum(-1, keepdim=True).clamp_min(1e-24))
+        return d, n.reshape(B, K, 3)
 
     def _padded_bounds(self, o: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         key = (o, like.device, like.dtype)

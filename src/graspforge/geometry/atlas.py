@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..backend import kernel_backend
 from . import _trilinear
 from .exact import exact_signed_distance_union
 from .grid import grid_node_positions
@@ -157,32 +158,76 @@ class GridAtlas:
         self.upper = torch.as_tensor(np.stack([g.upper for g in grids]), **kw)
         self._t_data = torch.as_tensor(self.data, **kw)
         self._t_meta = torch.as_tensor(self.meta, device=self.device, dtype=torch.float64)
+        self._tables: dict = {}  # dtype -> the atlas as tensors for the torch backend
 
     def query(self, points: torch.Tensor, grid_id: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Signed distance (N,) of ``points`` (N, 3), each in the frame of its grid ``grid_id`` (N,)."""
         if points.shape[0] == 0:
             return points.new_zeros(0)
-        use_numba = backend == "numba" or (backend == "auto" and _trilinear.HAVE_NUMBA and points.device.type == "cpu")
+        use_numba = backend == "numba" or (backend == "auto" and kernel_backend(points.device) == "numba")
         if use_numba:
             return _AtlasQuery.apply(points, grid_id.to(torch.int64), self.data, self.meta)
         return self._query_torch(points, grid_id)
 
     def _query_torch(self, points: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
-        meta = self._t_meta[gid]
-        off = meta[:, 0].long()
-        n = meta[:, 1:4].long()
-        origin = meta[:, 4:7].to(points.dtype)
-        h = meta[:, 7:8].to(points.dtype)
-        u = (points - origin) / h
-        uc = torch.minimum(torch.maximum(u, torch.zeros_like(u)), (n - 1).to(u.dtype))
-        i0 = torch.minimum(uc.detach().floor().long(), n - 2)
-        t = uc - i0.to(uc.dtype)
-        d = torch.zeros(points.shape[0], dtype=points.dtype, device=points.device)
-        data = self._t_data.to(points.dtype)
-        for c in range(8):
-            o = torch.tensor([(c >> 2) & 1, (c >> 1) & 1, c & 1], device=points.device)
-            idx = off + ((i0[:, 0] + o[0]) * n[:, 1] + (i0[:, 1] + o[1])) * n[:, 2] + (i0[:, 2] + o[2])
-            w = torch.where(o.bool(), t, 1 - t).prod(-1)
-            d = d + w * data[idx]
-        excess = u - uc
-        return d - h[:, 0] * excess.square().sum(-1).add(1e-30).sqrt() * (excess != 0).any(-1)
+        t = self._torch_tables(points.dtype)
+        data, offsets, dims, origin, h = t
+        return trilinear_gather(points, data, offsets[gid], dims[gid], origin[gid], h[gid])[:, 0]
+
+    def _torch_tables(self, dtype: torch.dtype):
+        if dtype not in self._tables:
+            m = self.meta
+            self._tables[dtype] = (
+                self._t_data.to(dtype).reshape(-1, 1),
+                torch.as_tensor(m[:, 0].astype(np.int64), device=self.device),
+                torch.as_tensor(m[:, 1:4].astype(np.int64), device=self.device),
+                torch.as_tensor(m[:, 4:7], device=self.device, dtype=dtype),
+                torch.as_tensor(m[:, 7], device=self.device, dtype=dtype),
+            )
+        return self._tables[dtype]
+
+
+# the 8 corners of a cell, (8, 3) in {0, 1}; one tensor per device (no host-to-device copy per call)
+_CORNERS = np.array([[(c >> 2) & 1, (c >> 1) & 1, c & 1] for c in range(8)], np.int64)
+_CORNERS_ON: dict = {}
+
+
+def _corners(device: torch.device) -> torch.Tensor:
+    key = str(device)
+    if key not in _CORNERS_ON:
+        _CORNERS_ON[key] = torch.as_tensor(_CORNERS, device=device)
+    return _CORNERS_ON[key]
+
+
+def trilinear_gather(points: torch.Tensor, data: torch.Tensor, offset: torch.Tensor, dims: torch.Tensor,
+                     origin: torch.Tensor, spacing: torch.Tensor) -> torch.Tensor:
+    """Trilinear interpolation of packed grids, one grid per point, in fixed-shape torch ops.
+
+    ``points`` (N, 3) metres; per point its grid's first row ``offset`` (N,) in ``data`` (rows, C)
+    (C-order nodes, x slowest), node counts ``dims`` (N, 3), ``origin`` (N, 3) and ``spacing`` (N,).
+    Returns (N, C). A point outside its grid reads the value at the nearest grid point, channel 0
+    (a distance, positive inside) minus the distance to that point, as the numba kernels do.
+    Differentiable w.r.t. ``points``; NaN points give NaN. One gather of the 8 corners, no host
+    round trip, no data-dependent shapes: the torch backend of every grid lookup.
+    """
+    h = spacing[:, None]
+    bad = torch.isnan(points).any(-1)
+    u = torch.nan_to_num((points - origin) / h, nan=0.0, posinf=1e30, neginf=-1e30)  # grid units; NaN read at node 0
+    hi = (dims - 1).to(u.dtype)
+    uc = torch.minimum(torch.maximum(u, torch.zeros_like(u)), hi)
+    i0 = torch.minimum(uc.detach().floor().to(torch.int64), dims - 2)
+    t = uc - i0.to(uc.dtype)  # (N, 3) in [0, 1]
+    corners = _corners(points.device)
+    node = i0[:, None, :] + corners  # (N, 8, 3)
+    idx = offset[:, None] + (node[..., 0] * dims[:, None, 1] + node[..., 1]) * dims[:, None, 2] + node[..., 2]
+    c = corners.to(t.dtype)
+    f = c * t[:, None, :] + (1 - c) * (1 - t[:, None, :])  # (N, 8, 3) per-axis weights
+    w = f[..., 0] * f[..., 1] * f[..., 2]  # (N, 8); not .prod(), whose backward reads a tensor on the host
+    vals = data[idx]  # (N, 8, C)
+    out = (w[..., None] * vals).sum(1)
+    excess = u - uc
+    outside = (excess != 0).any(-1)
+    dist = torch.where(outside, excess.square().sum(-1).clamp_min(1e-30).sqrt(), torch.zeros_like(excess[:, 0]))
+    d0 = out[:, 0] - spacing * dist
+    d0 = torch.where(bad, torch.full_like(d0, float("nan")), d0)
+    return torch.cat([d0[:, None], out[:, 1:]], 1)

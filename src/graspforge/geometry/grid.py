@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..backend import kernel_backend
 from . import _trilinear
 from .exact import exact_signed_distance_union
 
@@ -99,7 +100,7 @@ class SDFGrid:
         """
         shape = points.shape[:-1]
         use_numba = backend == "numba" or (
-            backend == "auto" and _trilinear.HAVE_NUMBA and points.device.type == "cpu"
+            backend == "auto" and kernel_backend(points.device) == "numba"
             and points.dtype in (torch.float32, torch.float64)
         )
         if use_numba:

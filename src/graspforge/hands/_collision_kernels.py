@@ -163,11 +163,16 @@ if HAVE_NUMBA:
                     out_grad[bb, i, 2] = g2
 
     @dual_kernel
-    def samples_vs_links_backward(R, t, s_local, item_a, item_b, d, grad_local, world, upstream, gR, gt):
+    def samples_vs_links_backward(R, t, s_local, item_a, item_b, d, grad_local, world, upstream, relu, gR, gt):
+        """Adjoint of ``samples_vs_links``: ``upstream`` (B, N) per item, or with ``relu`` (B, 1) per
+        grasp, the gradient of sum_i max(0, d_i) (items with d_i <= 0 take none)."""
         B, N = d.shape[0], d.shape[1]
         for bb in _nb.prange(B):
             for i in range(N):
-                u = upstream[bb, i]
+                if relu:
+                    u = upstream[bb, 0] if d[bb, i] > 0.0 else 0.0
+                else:
+                    u = upstream[bb, i]
                 if u == 0.0 or d[bb, i] <= -1.0:
                     continue
                 a = item_a[i]
@@ -241,9 +246,10 @@ class SamplesVsLinks(torch.autograd.Function):
         d = np.empty((B, N), dt)
         grad = np.empty((B, N, 3), dt)  # written (and later read) only where d > -1
         world = np.empty((B, N, 3), dt)
-        samples_vs_links(Rn, tn, s_local.astype(dt, copy=False), pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, d, grad, world)
+        s_local = s_local.astype(dt, copy=False)  # the hand keeps it in its own dtype: no copy
+        samples_vs_links(Rn, tn, s_local, pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, d, grad, world)
         ctx.save_for_backward(R, t)
-        ctx.arrays = (d, grad, world, s_local.astype(dt, copy=False), item_a, item_b)
+        ctx.arrays = (d, grad, world, s_local, item_a, item_b)
         ctx.reduce = reduce
         if reduce:
             return torch.from_numpy(np.maximum(d, 0.0).sum(1))
@@ -256,7 +262,7 @@ class SamplesVsLinks(torch.autograd.Function):
         Rn, tn = _np(R), _np(t)
         gR, gt = np.zeros_like(Rn), np.zeros_like(tn)
         up = _np(upstream).astype(Rn.dtype, copy=False)
-        if ctx.reduce:  # d(sum relu)/d d_i = 1 where d_i > 0
-            up = np.where(d > 0, up[:, None], 0.0).astype(Rn.dtype)
-        samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, up, gR, gt)
+        if ctx.reduce:  # d(sum relu)/d d_i = 1 where d_i > 0: the kernel masks (no (B, N) temporary)
+            up = np.ascontiguousarray(up.reshape(-1, 1))
+        samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, up, bool(ctx.reduce), gR, gt)
         return torch.from_numpy(gR), torch.from_numpy(gt), None, None

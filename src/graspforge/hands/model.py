@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..backend import kernel_backend
 from ..geometry.atlas import GridAtlas
 from ..geometry.sampling import kmeans
 from .description import HandDescription
 from . import _collision_kernels as _kernels
+from . import _collision_triton as _triton_kernels
 from .kinematics import LinkPoses, TorchKinematics, point_jacobian
 
 
@@ -68,7 +70,9 @@ class HandModel:
         lo, hi = self.atlas.lower, self.atlas.upper
         self._sphere_center = (lo + hi) / 2
         self._sphere_radius2 = ((hi - lo) / 2).square().sum(-1)
-        self.use_kernels = _kernels.HAVE_NUMBA and self.device.type == "cpu"
+        self.approach_axis = torch.as_tensor(d.approach_axis, **kw)
+        self.up_axis = torch.as_tensor(d.up_axis, **kw)
+        self._triton = None  # device tensors of the Triton kernels, made on first use
         f64 = lambda x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)  # noqa: E731
         self._static = (
             np.ascontiguousarray(d.link_grid[d.link_grid >= 0], dtype=np.int64),
@@ -112,6 +116,8 @@ class HandModel:
         if not pairs_p:
             self.self_pair_point = torch.zeros(0, dtype=torch.long, **kw)
             self.self_pair_link = torch.zeros(0, dtype=torch.long, **kw)
+            self._items_local = torch.zeros(0, 3, dtype=self.dtype, **kw)
+            self._items_a = self._items_b = torch.zeros(0, dtype=torch.long, **kw)
             return
         pp, pl = np.concatenate(pairs_p), np.concatenate(pairs_l)
         # drop pairs that already overlap in the canonical pose
@@ -144,10 +150,14 @@ class HandModel:
             pair_c[k] = (q.min(0) + q.max(0)) / 2
             pair_r[k] = np.linalg.norm(q - pair_c[k], axis=1).max() + 1e-6
         self._self_static = (
-            np.ascontiguousarray(pts_local[pp], dtype=np.float64), ia[starts].astype(np.int64), pl[starts].astype(np.int64),
+            np.ascontiguousarray(pts_local[pp], dtype=np.float32 if self.dtype == torch.float32 else np.float64), ia[starts].astype(np.int64), pl[starts].astype(np.int64),
             starts.astype(np.int64), lens.astype(np.int64), pair_c, pair_r, d.link_grid.astype(np.int64),
         )
         self._self_items = (ia.astype(np.int64), pl.astype(np.int64))
+        # the same items as tensors for the torch backend: sample (link-a frame), link a, link b
+        self._items_local = torch.as_tensor(pts_local[pp], dtype=self.dtype, **kw)
+        self._items_a = torch.as_tensor(ia, **kw)
+        self._items_b = torch.as_tensor(pl, **kw)
 
     def _pair_depths(self, state: HandState, pair_point: torch.Tensor, pair_link: torch.Tensor) -> torch.Tensor:
         """Signed distance (B, N) of self-collision samples ``pair_point`` inside links ``pair_link``
@@ -176,18 +186,55 @@ class HandModel:
             return out.view(B, N)
         return out.index_put((b * N + k,), self.atlas.query(local, g)).view(B, N)
 
+    def backend(self, x: torch.Tensor) -> str:
+        """The kernel backend serving tensors like ``x`` (:func:`graspforge.backend.kernel_backend`);
+        the Triton kernels are float32 only, so other dtypes take the torch path on a GPU."""
+        b = kernel_backend(x.device)
+        return "torch" if b == "triton" and x.dtype != torch.float32 else b
+
+    def _triton_data(self):
+        if self._triton is None:
+            self._triton = _triton_kernels.TritonCollisionData.from_hand(self)
+        return self._triton
+
     def _self_depths(self, state: HandState) -> torch.Tensor:
-        if self.self_pair_point.numel() and self.use_kernels and state.pose.device.type == "cpu":
+        """Signed distance (B, N) of every self-collision item (a sample of link a against link b's
+        grid; -1 m where the sample is not inside b's grid box)."""
+        B = state.batch_size
+        if self._items_a.numel() == 0:
+            return state.pose.new_zeros(B, 0)
+        backend = self.backend(state.pose)
+        if backend == "numba":
             static = self._self_static + self._static[3:] + self._self_items
             return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static)
-        return self._pair_depths(state, self.self_pair_point, self.self_pair_link)
+        if backend == "triton":
+            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), False)
+        return self._self_depths_torch(state)
+
+    def _self_depths_torch(self, state: HandState) -> torch.Tensor:
+        # every item, fixed shapes: sample -> world (link a) -> link b's frame -> b's grid
+        rot, pos = state.links.rot, state.links.pos
+        a, b = self._items_a, self._items_b
+        world = torch.einsum("bnij,nj->bni", rot[:, a], self._items_local) + pos[:, a]
+        local = torch.einsum("bnji,bnj->bni", rot[:, b], world - pos[:, b])
+        q = self._grid_of_link[b]
+        with torch.no_grad():
+            inside = ((local > self.atlas.lower[q]) & (local < self.atlas.upper[q])).all(-1)
+        B, N = local.shape[:2]
+        d = self.atlas.query(local.reshape(-1, 3), q.expand(B, N).reshape(-1), backend="torch").view(B, N)
+        return torch.where(inside, d, torch.full_like(d, -1.0))
 
     def self_penetration(self, state: HandState) -> torch.Tensor:
         """Self-penetration energy (B,): sum of the depths (m) of link surface samples inside other links."""
-        if self.self_pair_point.numel() and self.use_kernels and state.pose.device.type == "cpu":
+        if self._items_a.numel() == 0:
+            return state.pose.new_zeros(state.batch_size)
+        backend = self.backend(state.pose)
+        if backend == "numba":
             static = self._self_static + self._static[3:] + self._self_items
             return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static, True)
-        return self._self_depths(state).clamp_min(0).sum(-1)
+        if backend == "triton":
+            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), True)
+        return self._self_depths_torch(state).clamp_min(0).sum(-1)
 
     def self_penetration_depth(self, state: HandState) -> torch.Tensor:
         """Deepest self-penetration (B,), m, as seen by the grids (0 when no link enters another)."""
@@ -270,28 +317,27 @@ class HandModel:
         CPU kernels): per grasp (start (B, C), length (B, C), centre (B, C, 3), radius (B, C)) of
         spatial clusters of the points, so whole clusters far from a link are skipped.
         """
-        B, P, _ = points.shape
         links = self.collision_links
-        gid = self.collision_grid
-        if self.use_kernels and points.device.type == "cpu":
-            return _kernels.PointsVsLinks.apply(points, state.links.rot[:, links], state.links.pos[:, links], self._static, outside, clusters)
         R = state.links.rot[:, links]  # (B, G, 3, 3)
         t = state.links.pos[:, links]
-        centers = (R @ self._sphere_center[gid][None, :, :, None]).squeeze(-1) + t  # (B, G, 3)
+        backend = self.backend(points)
+        if backend == "numba":
+            return _kernels.PointsVsLinks.apply(points, R, t, self._static, outside, clusters)
+        if backend == "triton":
+            return _triton_kernels.points_vs_links(points, R, t, self._triton_data(), outside)
+        return self._signed_distance_torch(points, R, t, outside)
+
+    def _signed_distance_torch(self, points: torch.Tensor, R: torch.Tensor, t: torch.Tensor, outside: float) -> torch.Tensor:
+        # every (point, link) pair, fixed shapes (B, P, G): the reference the kernels are tested against
+        B, P, _ = points.shape
+        gid = self.collision_grid
+        G = gid.shape[0]
+        local = torch.einsum("bgji,bpgj->bpgi", R, points[:, :, None, :] - t[:, None])
         with torch.no_grad():
-            d2 = (points.square().sum(-1)[:, :, None] - 2 * points @ centers.transpose(1, 2) + centers.square().sum(-1)[:, None, :])
-            b, p, g = (d2 < self._sphere_radius2[gid]).nonzero(as_tuple=True)
-        out = points.new_full((B * P,), outside)
-        if b.numel() == 0:
-            return out.view(B, P)
-        local = (R[b, g].transpose(-1, -2) @ (points[b, p] - t[b, g])[..., None]).squeeze(-1)
-        with torch.no_grad():
-            inside = ((local > self.atlas.lower[gid[g]]) & (local < self.atlas.upper[gid[g]])).all(-1)
-        b, p, g, local = b[inside], p[inside], g[inside], local[inside]
-        if b.numel() == 0:
-            return out.view(B, P)
-        d = self.atlas.query(local, gid[g])
-        return out.scatter_reduce(0, b * P + p, d, reduce="amax", include_self=True).view(B, P)
+            inside = ((local > self.atlas.lower[gid]) & (local < self.atlas.upper[gid])).all(-1)
+        d = self.atlas.query(local.reshape(-1, 3), gid.expand(B, P, G).reshape(-1), backend="torch").view(B, P, G)
+        d = torch.where(inside, d, torch.full_like(d, outside))
+        return d.max(-1).values
 
     def penetration_depth(self, state: HandState, points: torch.Tensor, clusters=None) -> torch.Tensor:
         """max(0, depth) (B, P) of ``points`` (B, P, 3) inside the hand, m."""
