@@ -13,6 +13,7 @@ from graspforge.hands import load_hand
 from graspforge.objects import load_object
 from graspforge.optimize.init import HullSampler, initial_joints, initial_root_poses
 from graspforge.optimize.mala import GraspOptimizer
+from graspforge.optimize.rng import CounterRNG
 from graspforge.geometry.rotations import rot6d_to_matrix
 from graspforge.synthesis import synthesize
 
@@ -52,10 +53,10 @@ def test_initial_poses_face_the_object(hand):
     obj = load_object("box")
     hull = obj.convex_hull
     s = HullSampler(np.asarray(hull.vertices), np.asarray(hull.faces), 0.01)
-    g = torch.Generator().manual_seed(0)
-    p, n = s.pick_spread(64, g)
+    p, n = s.pick_spread(64, start=5)
     cfg = GenerateConfig().init
-    root = initial_root_poses(hand, p, n, cfg, g)
+    rng = CounterRNG(torch.arange(64))
+    root = initial_root_poses(hand, torch.as_tensor(p), torch.as_tensor(n), cfg, rng.uniform(0, 1, 4))
     R = rot6d_to_matrix(root[:, 3:9])
     assert torch.allclose(torch.det(R), torch.ones(64), atol=1e-5)  # proper rotations
     approach = R @ torch.as_tensor(hand.description.approach_axis, dtype=torch.float32)
@@ -64,7 +65,7 @@ def test_initial_poses_face_the_object(hand):
     assert torch.all(cosang > math.cos(math.radians(48)))
     dist = ((root[:, :3] - torch.as_tensor(p, dtype=torch.float32)) * torch.as_tensor(n, dtype=torch.float32)).sum(-1)
     assert torch.all((dist > 0.05 - 1e-5) & (dist < 0.10 + 1e-5))
-    q = initial_joints(hand, 64, hand.description.grasp_type("precision").curl_joints, cfg, g)
+    q = initial_joints(hand, hand.description.grasp_type("precision").curl_joints, cfg, rng.uniform(0, 2, hand.dof))
     assert torch.all((q >= hand.lower) & (q <= hand.upper))
     ring = [hand.description.joint_names.index(f"ring_joint_{i}") for i in (1, 2, 3)]
     assert torch.all(q[:, ring] > hand.canonical_q[ring] + 0.3)  # the unused finger is curled
@@ -87,13 +88,13 @@ class _Quadratic:
 
 
 def _opt(energy, B, G, cfg, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    rng = CounterRNG(torch.arange(B) + 1000 * seed)
     dim = 9 + 2
-    pose = torch.randn(B, dim, generator=g)
+    pose = rng.normal(0, 5, dim).float()
     contacts = torch.zeros(B, 3, dtype=torch.long)
-    reinit = lambda m: (torch.randn(int(m.sum()), dim, generator=g), torch.zeros(int(m.sum()), 3, dtype=torch.long))  # noqa: E731
-    resample = lambda c, m: c  # noqa: E731
-    return GraspOptimizer(energy, pose, contacts, G, cfg, reinit, resample, g)
+    fresh = lambda counter: (rng.normal(counter, 6, dim).float(), torch.zeros(B, 3, dtype=torch.long))  # noqa: E731
+    draw = lambda u: torch.zeros(B, 3, dtype=torch.long)  # noqa: E731
+    return GraspOptimizer(energy, pose, contacts, G, cfg, fresh, draw, rng)
 
 
 def test_nan_grasps_are_reset_and_counted():
@@ -158,10 +159,9 @@ def test_self_penetration_gradient_uncrosses_fingers(hand):
     energy = GraspEnergy(hand, ObjectBatch([load_object("sphere:radius=0.03")], 4, surface_points=100),
                          EnergyConfig(method="dexgraspnet", w_dis=0, w_fc=0, w_pen=0, object_points=100))
     cfg = OptimizerConfig(name="mala", iterations=300, temperature=1e-4, resample_prob=0.0)
-    g = torch.Generator().manual_seed(0)
     opt = GraspOptimizer(energy, pose, torch.zeros(4, 4, dtype=torch.long), 4, cfg,
-                         reinit=lambda m: (pose[m], torch.zeros(int(m.sum()), 4, dtype=torch.long)),
-                         resample=lambda c, m: c, generator=g)
+                         fresh=lambda counter: (pose, torch.zeros(4, 4, dtype=torch.long)),
+                         draw_contacts=lambda u: torch.zeros(4, 4, dtype=torch.long), rng=CounterRNG(torch.arange(4)))
     opt.run()
     depth = hand.self_penetration_depth(hand.forward_kinematics(opt.pose))
     assert torch.all(depth < 0.001), depth
@@ -252,3 +252,20 @@ def test_balanced_squeeze_torques_follow_the_forces(hand):
     F2[0, 5] *= 100  # a contact that does not press
     assert torch.allclose(balanced_squeeze_offsets(J, F2, pressing, 0.01)[0], dq[0])
     assert torch.equal(balanced_squeeze_offsets(J, F, torch.zeros_like(pressing), 0.01), torch.zeros_like(dq))
+
+
+def test_initial_joints_follow_the_truncated_normal(hand):
+    """METHOD.md s. 5: joints ~ N(canonical, (0.1 (upper - lower))^2) truncated to the limits (drawn
+    by inverse CDF, so no mass piles up on a limit): a Kolmogorov-Smirnov test per joint."""
+    from scipy import stats
+
+    cfg = GenerateConfig().init
+    n = 4000
+    q = initial_joints(hand, [], cfg, CounterRNG(torch.arange(n)).uniform(0, 2, hand.dof)).double().numpy()
+    lo, hi, c = (x.double().numpy() for x in (hand.lower, hand.upper, hand.canonical_q))
+    sigma = cfg.joint_sigma * (hi - lo)
+    assert np.all(q >= lo - 1e-6) and np.all(q <= hi + 1e-6)
+    for j in range(hand.dof):
+        dist = stats.truncnorm((lo[j] - c[j]) / sigma[j], (hi[j] - c[j]) / sigma[j], loc=c[j], scale=sigma[j])
+        assert stats.kstest(q[:, j], dist.cdf).pvalue > 1e-3, j
+        assert np.mean(np.abs(q[:, j] - lo[j]) < 1e-6) < 0.01 and np.mean(np.abs(q[:, j] - hi[j]) < 1e-6) < 0.01

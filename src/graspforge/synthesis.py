@@ -21,8 +21,9 @@ from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from .hands.model import HandModel
 from .hands.description import is_thumb_link
 from .objects import ObjectModel
-from .optimize.init import HullSampler, initial_joints, initial_root_poses, sample_contacts
+from .optimize.init import GraspInitializer
 from .optimize.mala import GraspOptimizer, OptimizerStats
+from .optimize.rng import CounterRNG, combine, grasp_keys, text_key
 from .optimize.refine import refine_poses
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
@@ -110,71 +111,70 @@ def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Te
     return out[0], out[1]
 
 
-def synthesize(
-    hand: HandModel,
-    objects: list[ObjectModel],
-    config: GenerateConfig,
-    grasp_type: str | None = None,
-    progress: Callable[[GraspOptimizer], None] | None = None,
-) -> SynthesisResult:
-    """Optimise ``config.grasps`` grasps on each of ``objects`` together in one batch."""
-    t0 = time.perf_counter()
+def job_key(hand: str, grasp_type: str, obj: ObjectModel) -> str:
+    """The name of one (hand, grasp type, object) job in random-number keys: a grasp's random numbers
+    depend on it, the seed and the grasp's index, never on the batch the job was optimised in."""
+    return f"{hand}/{grasp_type}/{obj.content_hash}/{float(obj.scale)!r}"
+
+
+def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: GenerateConfig,
+                   grasp_type: str | None = None) -> tuple[GraspOptimizer, GraspEnergy, Callable[[torch.Tensor], torch.Tensor]]:
+    """The optimiser of one synthesis batch, at its initial grasps (not yet stepped), with its energy
+    and the projection into the joint limits."""
     cfg = config
     gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)
     G, K = cfg.grasps, cfg.contacts
-    gen = torch.Generator().manual_seed(int(cfg.seed))
     batch = ObjectBatch(objects, G, device=hand.device, dtype=hand.dtype, surface_points=cfg.energy.object_points)
-    B = batch.batch_size
     allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(gtype.name)), device=hand.device)
     if len(allowed) == 0:
         raise ValueError(f"grasp type {gtype.name!r} of hand {hand.description.name!r} has no contact candidates")
     # optional opposition: the first slots always hold thumb candidates (if the hand has a thumb)
     thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
     thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
-    n_thumb = min(cfg.init.thumb_contacts, K) if len(thumb) else 0
 
-    def draw(n: int) -> torch.Tensor:
-        c = sample_contacts(allowed, n, K, gen)
-        if n_thumb:
-            c[:, :n_thumb] = sample_contacts(thumb, n, n_thumb, gen)
-        return c
-
-    samplers = []
-    for o, obj in enumerate(objects):
-        hull = obj.convex_hull
-        samplers.append(HullSampler(np.asarray(hull.vertices), np.asarray(hull.faces), cfg.init.hull_offset, seed=int(cfg.seed) * 7919 + o))
-
-    def fresh(rows: torch.Tensor, spread: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        pts, nrm = [], []
-        for o in range(batch.num_objects):
-            n = int((batch.object_index[rows] == o).sum())
-            if n:
-                p, q = (samplers[o].pick_spread if spread else samplers[o].pick_random)(n, gen)
-                pts.append(p)
-                nrm.append(q)
-        root = initial_root_poses(hand, np.concatenate(pts), np.concatenate(nrm), cfg.init, gen)
-        q = initial_joints(hand, len(rows), gtype.curl_joints, cfg.init, gen)
-        return torch.cat([root, q], 1), draw(len(rows))
-
-    pose, contacts = fresh(torch.arange(B, device=hand.device), spread=True)
+    jobs = [job_key(hand.description.name, gtype.name, obj) for obj in objects]
+    rng = CounterRNG(torch.cat([grasp_keys(int(cfg.seed), job, G, hand.device) for job in jobs]))
+    init = GraspInitializer(hand, [obj.convex_hull for obj in objects], G, gtype.curl_joints, cfg.init, allowed, thumb,
+                            cfg.init.thumb_contacts, K, rng, [combine(int(cfg.seed), text_key(job)) for job in jobs])
     energy = GraspEnergy(hand, batch, cfg.energy)
-
-    def reinit(mask: torch.Tensor):
-        return fresh(mask.nonzero(as_tuple=True)[0], spread=False)
-
-    def resample(c: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return torch.where(mask, draw(c.shape[0]), c)
 
     def within_limits(p: torch.Tensor) -> torch.Tensor:
         return torch.cat([p[:, :9], torch.minimum(torch.maximum(p[:, 9:], hand.lower), hand.upper)], 1)
 
-    pose = within_limits(pose)
-    opt = GraspOptimizer(energy, pose, contacts, G, cfg.optimizer, reinit, resample, gen, on_reset=energy.reset, on_accept=energy.accept,
-                         project=within_limits)
-    stats = opt.run(cfg.optimizer.iterations, callback=progress)
-    if cfg.optimizer.refine_iterations:
-        opt.pose = refine_poses(energy, opt.pose, opt.contacts, cfg.optimizer.refine_iterations, cfg.optimizer.refine_step,
-                                callback=(lambda: progress(opt)) if progress else None, project=within_limits)
+    def fresh(counter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pose, contacts = init.fresh(counter)
+        return within_limits(pose), contacts
+
+    pose, contacts = init.spread()
+    oc = cfg.optimizer
+    opt = GraspOptimizer(energy, within_limits(pose), contacts, G, oc, fresh, init.contacts, rng, on_reset=energy.reset,
+                         on_accept=energy.accept, project=within_limits, cuda_graph=oc.cuda_graph)
+    return opt, energy, within_limits
+
+
+def synthesize(
+    hand: HandModel,
+    objects: list[ObjectModel],
+    config: GenerateConfig,
+    grasp_type: str | None = None,
+    progress: Callable[[GraspOptimizer, int], None] | None = None,
+) -> SynthesisResult:
+    """Optimise ``config.grasps`` grasps on each of ``objects`` together in one batch.
+
+    ``progress(optimizer, steps_done)`` is called every few steps (annealing, then refinement), with
+    the optimiser's statistics up to date.
+    """
+    t0 = time.perf_counter()
+    cfg = config
+    gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)
+    opt, energy, within_limits = make_optimizer(hand, objects, cfg, gtype.name)
+    batch = energy.objects
+    oc = cfg.optimizer
+    stats = opt.run(oc.iterations, callback=(lambda o: progress(o, o.iteration)) if progress else None)
+    if oc.refine_iterations:
+        opt.pose = refine_poses(energy, opt.pose, opt.contacts, oc.refine_iterations, oc.refine_step,
+                                callback=(lambda n: progress(opt, oc.iterations + n)) if progress else None,
+                                project=within_limits, cuda_graph=oc.cuda_graph)
 
     # -- final geometry and exports ---------------------------------------------------------
     with torch.no_grad():

@@ -1,6 +1,10 @@
 """Initial grasps (METHOD.md s. 5): the hand faces a point of the object's convex hull from
-outside, jittered; joints near the canonical pose; contacts drawn uniformly from the grasp type's
-candidates."""
+outside, jittered; joints near the canonical pose (truncated normal); contacts drawn uniformly from
+the grasp type's candidates.
+
+Random numbers come in as tensors of uniforms / normals (see :mod:`graspforge.optimize.rng`), so a
+fresh grasp is drawn on the device, with fixed shapes, inside an optimiser step if need be.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,28 @@ import numpy as np
 import torch
 
 from ..config import InitConfig
-from ..geometry.rotations import matrix_to_rot6d
+from ..geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
 from ..geometry.sampling import farthest_point_sampling, sample_surface
 from ..hands.model import HandModel
 
 
 def _rotation_about(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    from ..geometry.rotations import axis_angle_to_matrix
-
     return axis_angle_to_matrix(torch.nn.functional.normalize(axis, dim=-1), angle)
 
 
 def _perpendicular(n: torch.Tensor) -> torch.Tensor:
     # a unit vector orthogonal to each n (N, 3), continuous away from the switch
-    ref = torch.where((n[:, :1].abs() < 0.9), torch.tensor([1.0, 0, 0], dtype=n.dtype, device=n.device), torch.tensor([0, 1.0, 0], dtype=n.dtype, device=n.device))
+    ex = n.new_tensor([1.0, 0.0, 0.0])
+    ey = n.new_tensor([0.0, 1.0, 0.0])
+    ref = torch.where(n[:, :1].abs() < 0.9, ex, ey)
     return torch.nn.functional.normalize(torch.cross(n, ref, dim=-1), dim=-1)
 
 
 class HullSampler:
     """Points on an object's convex hull pushed ``offset`` metres outward, with outward normals.
 
-    ``pick_spread(n)`` chooses ``n`` far-apart points (farthest-point sampling from a random start),
-    ``pick_random(n)`` uniform ones (for re-initialising a few grasps).
+    ``pick_spread(n, start)`` chooses ``n`` far-apart points (farthest-point sampling from pool
+    index ``start``); ``pick(u)`` the pool points at uniforms ``u`` (for re-initialising grasps).
     """
 
     def __init__(self, hull_vertices: np.ndarray, hull_faces: np.ndarray, offset: float, pool: int = 2048, seed: int = 0):
@@ -39,60 +43,134 @@ class HullSampler:
         self.points = pts + offset * nrm
         self.normals = nrm
 
-    def pick_spread(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        start = int(torch.randint(len(self.points), (1,), generator=generator))
-        if n <= len(self.points):
-            idx = farthest_point_sampling(self.points, n, start=start)
-        else:
-            idx = torch.randint(len(self.points), (n,), generator=generator).numpy()
+    def __len__(self) -> int:
+        return len(self.points)
+
+    def pick_spread(self, n: int, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` pool points by farthest-point sampling from pool index ``start`` (cycled when n > pool)."""
+        m = min(n, len(self.points))
+        idx = farthest_point_sampling(self.points, m, start=int(start) % len(self.points))
+        idx = np.resize(idx, n)
         return self.points[idx], self.normals[idx]
 
-    def pick_random(self, n: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
-        idx = torch.randint(len(self.points), (n,), generator=generator).numpy()
-        return self.points[idx], self.normals[idx]
 
-
-def initial_root_poses(hand: HandModel, points: np.ndarray, normals: np.ndarray, cfg: InitConfig, generator: torch.Generator) -> torch.Tensor:
+def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Tensor, cfg: InitConfig, u: torch.Tensor) -> torch.Tensor:
     """(N, 9) root translation + 6D rotation: the hand's approach axis along the inward normal at
     ``points`` (N, 3), the root ``U(distance_lower, distance_upper)`` out along the normal, then
-    tilt / pitch / roll jitter. Proper rotations (det +1) by construction."""
+    roll / tilt / pitch jitter. ``u`` (N, 4) uniforms in [0, 1). Proper rotations (det +1) by construction."""
     dt, dev = hand.dtype, hand.device
-    N = len(points)
-    p = torch.as_tensor(points, dtype=dt, device=dev)
-    n = torch.nn.functional.normalize(torch.as_tensor(normals, dtype=dt, device=dev), dim=-1)
-    a = torch.as_tensor(hand.description.approach_axis, dtype=dt, device=dev)
-    u = torch.as_tensor(hand.description.up_axis, dtype=dt, device=dev)
-    hand_frame = torch.stack([a, u, torch.cross(a, u, dim=0)], 1)  # columns: hand axes in root frame
+    p = torch.as_tensor(points, device=dev).to(dt)
+    n = torch.nn.functional.normalize(torch.as_tensor(normals, device=dev).to(dt), dim=-1)
+    u = torch.as_tensor(u, device=dev).to(dt)
+    a = hand.approach_axis
+    up = hand.up_axis
+    hand_frame = torch.stack([a, up, torch.cross(a, up, dim=0)], 1)  # columns: hand axes in root frame
     approach_w = -n
     up_w = _perpendicular(approach_w)
-    world_frame = torch.stack([approach_w, up_w, torch.cross(approach_w, up_w, dim=-1)], 2)  # (N, 3, 3)
-    R = world_frame @ hand_frame.T  # maps a -> approach_w, u -> up_w
-
-    def uni(lim_deg):
-        return (torch.rand(N, generator=generator, dtype=torch.float64) * 2 - 1).to(dt) * math.radians(lim_deg)
-
-    roll, tilt, pitch = uni(cfg.roll_deg), uni(cfg.tilt_deg), uni(cfg.pitch_deg)
     side = torch.cross(approach_w, up_w, dim=-1)
-    J = _rotation_about(approach_w, roll) @ _rotation_about(up_w, tilt) @ _rotation_about(side, pitch)
+    world_frame = torch.stack([approach_w, up_w, side], 2)  # (N, 3, 3)
+    R = world_frame @ hand_frame.T  # maps a -> approach_w, u -> up_w
+    lim = u.new_tensor([math.radians(cfg.roll_deg), math.radians(cfg.tilt_deg), math.radians(cfg.pitch_deg)])
+    ang = (u[:, :3] * 2 - 1) * lim
+    J = _rotation_about(approach_w, ang[:, 0]) @ _rotation_about(up_w, ang[:, 1]) @ _rotation_about(side, ang[:, 2])
     R = J @ R
-    dist = cfg.distance_lower + (cfg.distance_upper - cfg.distance_lower) * torch.rand(N, generator=generator, dtype=torch.float64).to(dt)
+    dist = cfg.distance_lower + (cfg.distance_upper - cfg.distance_lower) * u[:, 3]
     t = p + n * dist[:, None]
     return torch.cat([t, matrix_to_rot6d(R)], 1)
 
 
-def initial_joints(hand: HandModel, n: int, curl_joints: list[str], cfg: InitConfig, generator: torch.Generator) -> torch.Tensor:
-    """(n, D): canonical pose + N(0, (sigma (upper - lower))^2), clipped to the limits; joints of
-    fingers the grasp type does not use are curled ``curl`` of the way to their upper limit."""
+def initial_joints(hand: HandModel, curl_joints: list[str], cfg: InitConfig, u: torch.Tensor) -> torch.Tensor:
+    """(N, D) joints from uniforms ``u`` (N, D): the canonical pose plus a normal of standard
+    deviation sigma = ``joint_sigma`` (upper - lower) truncated to the joint limits (inverse-CDF
+    sampling, so no draw piles up on a limit); joints of fingers the grasp type does not use are
+    curled ``curl`` of the way to their upper limit."""
     lo, hi, c = hand.lower, hand.upper, hand.canonical_q
-    noise = torch.randn(n, hand.dof, generator=generator, dtype=torch.float64).to(hand.dtype)
-    q = c + cfg.joint_sigma * (hi - lo) * noise
+    u = torch.as_tensor(u, device=hand.device).to(torch.float64)
+    lo64, hi64, c64 = lo.to(torch.float64), hi.to(torch.float64), c.to(torch.float64)
+    sigma = (cfg.joint_sigma * (hi64 - lo64)).clamp_min(1e-12)
+    ndtr = torch.special.ndtr
+    fa, fb = ndtr((lo64 - c64) / sigma), ndtr((hi64 - c64) / sigma)
+    p = (fa + u * (fb - fa)).clamp(1e-12, 1 - 1e-12)
+    q = c64 + sigma * torch.special.ndtri(p)
+    q = torch.minimum(torch.maximum(q, lo64), hi64).to(hand.dtype)
+    if cfg.joint_sigma == 0:
+        q = c.expand_as(q).clone()
     if curl_joints:
-        idx = torch.as_tensor([hand.description.joint_names.index(j) for j in curl_joints], device=hand.device)
-        q[:, idx] = (c + cfg.curl * (hi - c))[idx]
-    return torch.minimum(torch.maximum(q, lo), hi)
+        idx = [hand.description.joint_names.index(j) for j in curl_joints]
+        mask = torch.zeros(hand.dof, dtype=torch.bool, device=hand.device)
+        mask[idx] = True
+        q = torch.where(mask, c + cfg.curl * (hi - c), q)
+    return q
 
 
-def sample_contacts(allowed: torch.Tensor, n: int, k: int, generator: torch.Generator) -> torch.Tensor:
-    """(n, k) candidate indices drawn uniformly (with replacement) from ``allowed`` (C_t,)."""
-    pick = torch.randint(len(allowed), (n, k), generator=generator)
-    return allowed[pick.to(allowed.device)]
+def sample_contacts(allowed: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Candidate indices (N, k), uniform over ``allowed`` (C_t,) (with replacement), from uniforms ``u`` (N, k)."""
+    n = allowed.shape[0]
+    pick = (u * n).to(torch.int64).clamp(0, n - 1)
+    return allowed[pick]
+
+
+#: random-number streams of :class:`GraspInitializer` (the counter tells draws apart)
+_S_POOL, _S_ROOT, _S_JOINTS, _S_CONTACTS = 20, 21, 22, 23
+
+
+class GraspInitializer:
+    """Fresh grasps for a batch of ``objects`` x ``grasps_per_object`` rows (object-major).
+
+    ``spread()`` gives the first grasps (hull points by farthest-point sampling, per object);
+    ``fresh(counter)`` a fresh grasp for every row at once on the hand's device (random hull points),
+    for the optimiser to keep where it re-initialises; ``contacts(u)`` maps uniforms (B, K) to
+    allowed candidates, the first ``thumb_slots`` columns from ``thumb`` candidates.
+
+    ``object_keys`` (one int per object) seed each object's hull pool and its farthest-point start,
+    so that an object's grasps do not depend on the other objects of its batch.
+    """
+
+    def __init__(self, hand: HandModel, hulls: list, grasps_per_object: int, curl_joints: list[str], cfg: InitConfig,
+                 allowed: torch.Tensor, thumb: torch.Tensor, thumb_slots: int, num_contacts: int, rng,
+                 object_keys: list[int], pool: int = 2048):
+        if len(allowed) == 0:
+            raise ValueError("no allowed contact candidates")
+        self.hand, self.cfg, self.rng = hand, cfg, rng
+        self.G, self.K = int(grasps_per_object), int(num_contacts)
+        self.curl_joints = list(curl_joints)
+        self.allowed, self.thumb = allowed, thumb
+        self.thumb_slots = min(int(thumb_slots), self.K) if len(thumb) else 0
+        self.samplers = [HullSampler(np.asarray(h.vertices), np.asarray(h.faces), cfg.hull_offset, pool=pool, seed=int(k))
+                         for h, k in zip(hulls, object_keys)]
+        self.object_keys = [int(k) for k in object_keys]
+        dev, dt = hand.device, hand.dtype
+        self.pool_points = torch.as_tensor(np.stack([s.points for s in self.samplers]), device=dev, dtype=dt)
+        self.pool_normals = torch.as_tensor(np.stack([s.normals for s in self.samplers]), device=dev, dtype=dt)
+        self.object_index = torch.arange(len(self.samplers), device=dev).repeat_interleave(self.G)
+
+    def contacts(self, u: torch.Tensor) -> torch.Tensor:
+        """Candidate indices (B, K) from uniforms ``u`` (B, K)."""
+        c = sample_contacts(self.allowed, u)
+        if self.thumb_slots:
+            c = torch.cat([sample_contacts(self.thumb, u[:, :self.thumb_slots]), c[:, self.thumb_slots:]], 1)
+        return c
+
+    def _grasps(self, points: torch.Tensor, normals: torch.Tensor, counter) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = self.rng
+        root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4))
+        q = initial_joints(self.hand, self.curl_joints, self.cfg, rng.uniform(counter, _S_JOINTS, self.hand.dof))
+        return torch.cat([root, q], 1), self.contacts(rng.uniform(counter, _S_CONTACTS, self.K))
+
+    def spread(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """First grasps (B, 9 + D) and contacts (B, K): far-apart hull points per object (random counter 0)."""
+        pts, nrm = [], []
+        for s, key in zip(self.samplers, self.object_keys):
+            p, n = s.pick_spread(self.G, start=key % len(s))
+            pts.append(p)
+            nrm.append(n)
+        dev, dt = self.hand.device, self.hand.dtype
+        points = torch.as_tensor(np.concatenate(pts), device=dev, dtype=dt)
+        normals = torch.as_tensor(np.concatenate(nrm), device=dev, dtype=dt)
+        return self._grasps(points, normals, 0)
+
+    def fresh(self, counter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fresh grasp for every row (B, 9 + D), (B, K), at random hull points; fixed shapes, on the device."""
+        n = self.pool_points.shape[1]
+        pick = (self.rng.uniform(counter, _S_POOL) * n).to(torch.int64).clamp(0, n - 1)
+        return self._grasps(self.pool_points[self.object_index, pick], self.pool_normals[self.object_index, pick], counter)

@@ -4,6 +4,12 @@ One iteration: gradient-scaled proposal for the pose, each contact index resampl
 probability, one energy + gradient evaluation at the proposal, Metropolis acceptance per grasp.
 MALA* adds, per object: z-scores of the energies, a temperature scaled by 1 + Phi(z), and periodic
 re-initialisation of grasps that lag (z > 1). Step counters, EMAs and warm starts are per grasp.
+
+A step never waits for the device: random numbers come from a counter-based generator advanced on
+the device (:mod:`graspforge.optimize.rng`), counters live in device tensors, every tensor has a
+fixed shape, and the state is updated in place. The host reads the counters every ``check_every``
+steps (progress, grasps whose proposals went non-finite); on CUDA the step is captured once in a
+CUDA graph and replayed (:mod:`graspforge.optimize.graph`).
 """
 
 from __future__ import annotations
@@ -15,6 +21,12 @@ from typing import Callable, Protocol
 import torch
 
 from ..config import OptimizerConfig
+from .graph import StepRunner
+from .rng import CounterRNG
+
+# random-number stream of the steps (the counter tells steps apart): per grasp, K uniforms decide
+# which contacts are resampled, K more pick the new candidates, one decides acceptance
+_S_STEP = 1
 
 
 class EnergyFunction(Protocol):
@@ -31,6 +43,7 @@ class OptimizerStats:
     resets: int = 0
     nan_resets: int = 0
     energy_curve: list = field(default_factory=list)  # (iteration, mean energy per object)
+    graph: str = "off"  # CUDA graph of the step: "off", "captured", or why capture failed
 
     @property
     def accept_rate(self) -> float:
@@ -41,11 +54,12 @@ class GraspOptimizer:
     """Anneal a batch of B grasps (``n_objects`` x ``grasps_per_object``, object-major rows).
 
     ``energy(pose, contacts)`` returns (total (B,), terms); the optimiser differentiates it w.r.t. the
-    pose. ``reinit(mask)`` returns fresh (pose, contacts) rows for the grasps in ``mask`` (B,) bool.
-    ``resample(contacts, mask)`` replaces the masked contact entries with random allowed candidates.
-    ``project(pose)``, when given, maps every proposal into the feasible set (the hand's joint
-    limits): the reference only penalises limit violations softly, and 9 % of its Allegro grasps on
-    YCB ended up to 0.55 rad outside a limit, a pose the real hand cannot take.
+    pose. ``fresh(counter)`` returns fresh (pose (B, 9 + D), contacts (B, K)) for EVERY row (the
+    optimiser keeps the rows it re-initialises), drawn with random counter ``counter`` (0-d int64
+    device tensor). ``draw_contacts(u)`` maps uniforms (B, K) to random allowed candidates.
+    ``rng`` gives each grasp its random numbers. ``project(pose)``, when given, maps every proposal
+    into the feasible set (the hand's joint limits): the reference only penalises limit violations
+    softly, and 9 % of its Allegro grasps on YCB ended up to 0.55 rad outside a limit.
     """
 
     def __init__(
@@ -55,36 +69,51 @@ class GraspOptimizer:
         contacts: torch.Tensor,
         grasps_per_object: int,
         config: OptimizerConfig,
-        reinit: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-        resample: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        generator: torch.Generator,
+        fresh: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        draw_contacts: Callable[[torch.Tensor], torch.Tensor],
+        rng: CounterRNG,
         on_reset: Callable[[torch.Tensor], None] | None = None,
         on_accept: Callable[[torch.Tensor], None] | None = None,
         record_every: int = 10,
         project: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        check_every: int = 25,
+        cuda_graph: bool = True,
     ):
         config.validate()
         B = pose.shape[0]
         if B % grasps_per_object:
             raise ValueError("batch size must be a multiple of grasps_per_object")
+        if rng.keys.shape[0] != B:
+            raise ValueError(f"rng has {rng.keys.shape[0]} keys for {B} grasps")
         self.energy_fn, self.cfg = energy, config
         self.G = grasps_per_object
         self.n_obj = B // grasps_per_object
-        self.reinit, self.resample, self.gen, self.on_reset = reinit, resample, generator, on_reset
+        self.fresh, self.draw_contacts, self.rng = fresh, draw_contacts, rng
+        self.on_reset = on_reset
         # told which rows now sit at the last evaluated state (the energy's QP keeps warm starts)
         self.on_accept = on_accept
         self.record_every = record_every
+        self.check_every = max(1, int(check_every))
         # maps a proposal back into the feasible set (joint limits); identity when None
         self.project = project
+        dev = pose.device
         self.pose = pose.detach().clone()
         self.contacts = contacts.clone()
-        self.k = torch.zeros(B, dtype=torch.long, device=pose.device)
+        self.k = torch.zeros(B, dtype=torch.long, device=dev)
         self.ema = torch.zeros_like(self.pose)
+        # device-side counters: random draws, accepted proposals, MALA* resets, non-finite proposals
+        self.counter = torch.ones((), dtype=torch.int64, device=dev)
+        self._n_accepted = torch.zeros((), dtype=torch.int64, device=dev)
+        self._n_resets = torch.zeros((), dtype=torch.int64, device=dev)
+        self._nonfinite = torch.zeros(B, dtype=torch.bool, device=dev)
+        self._curve: list[tuple[int, torch.Tensor]] = []
         self.stats = OptimizerStats()
         self.iteration = 0
+        self._synced_at = 0
         self.energy, self.terms, self.grad = self._evaluate(self.pose, self.contacts)
-        self._accepted(torch.ones(B, dtype=torch.bool, device=pose.device))
+        self._accepted(torch.ones(B, dtype=torch.bool, device=dev))
         self._fix_nonfinite()
+        self._runner = StepRunner(self._step_body, enabled=cuda_graph and dev.type == "cuda")
 
     # -- pieces -------------------------------------------------------------------------------
     def _evaluate(self, pose: torch.Tensor, contacts: torch.Tensor):
@@ -97,9 +126,6 @@ class GraspOptimizer:
     def _accepted(self, mask: torch.Tensor) -> None:
         if self.on_accept is not None:
             self.on_accept(mask)
-
-    def _rand(self, *shape) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.gen, dtype=torch.float64).to(self.pose.device)
 
     def _group_mean(self, x: torch.Tensor) -> torch.Tensor:
         # mean over the grasps of each object, broadcast back to rows
@@ -114,89 +140,134 @@ class GraspOptimizer:
         e0 = torch.where(finite, e, torch.zeros_like(e))
         n = finite.sum(1, keepdim=True).clamp_min(1)
         mean = e0.sum(1, keepdim=True) / n
-        var = (torch.where(finite, (e - mean) ** 2, torch.zeros_like(e))).sum(1, keepdim=True) / (n - 1).clamp_min(1)
-        z = (e - mean) / var.sqrt().clamp_min(1e-12)
+        var = (torch.where(finite, (e0 - mean) ** 2, torch.zeros_like(e))).sum(1, keepdim=True) / (n - 1).clamp_min(1)
+        z = (e0 - mean) / var.sqrt().clamp_min(1e-12)
         z = torch.where(finite & (var > 0), z, torch.zeros_like(z))
         return z.reshape(-1)
 
-    def temperature(self) -> torch.Tensor:
+    def step_sizes(self) -> torch.Tensor:
+        """Per-grasp step size (B,): step_size * step_decay^floor(k / step_decay_every)."""
         c = self.cfg
-        T = c.temperature * c.temperature_decay ** torch.div(self.k, c.temperature_decay_every, rounding_mode="floor").to(torch.float64)
+        n = torch.div(self.k, c.step_decay_every, rounding_mode="floor").to(self.pose.dtype)
+        return c.step_size * torch.pow(torch.full_like(n, c.step_decay), n)
+
+    def temperature(self) -> torch.Tensor:
+        """Per-grasp temperature (B,) float64: T0 decay^floor(k / every), times 1 + Phi(z) for MALA*."""
+        c = self.cfg
+        n = torch.div(self.k, c.temperature_decay_every, rounding_mode="floor").to(torch.float64)
+        T = c.temperature * torch.pow(torch.full_like(n, c.temperature_decay), n)
         if c.name == "mala_star" and self.G > 1:
             phi = 0.5 * (1 + torch.erf(self.z_scores() / math.sqrt(2)))
             T = T * (1 + phi)
         return T
 
     def _reset_rows(self, mask: torch.Tensor) -> None:
-        if not bool(mask.any()):
-            return
-        pose, contacts = self.reinit(mask)
-        self.pose[mask] = pose.to(self.pose.dtype)
-        self.contacts[mask] = contacts
-        self.k[mask] = 0
-        self.ema[mask] = 0
+        """Re-initialise the grasps in ``mask`` (B,) bool and evaluate them; no host round trip."""
+        pose, contacts = self.fresh(self.counter)
+        self.counter += 1
+        m = mask[:, None]
+        self.pose.copy_(torch.where(m, pose.to(self.pose.dtype), self.pose))
+        self.contacts.copy_(torch.where(m, contacts, self.contacts))
+        self.k.masked_fill_(mask, 0)
+        self.ema.masked_fill_(m, 0.0)
+        self._nonfinite.masked_fill_(mask, False)
         if self.on_reset is not None:
             self.on_reset(mask)
         # the batch is evaluated whole (energies of other rows are unchanged by this)
         e, terms, g = self._evaluate(self.pose, self.contacts)
         self._accepted(torch.ones_like(mask))
-        self.energy[mask], self.grad[mask] = e[mask], g[mask]
+        self.energy.copy_(torch.where(mask, e, self.energy))
+        self.grad.copy_(torch.where(m, g, self.grad))
         for key in self.terms:
-            self.terms[key][mask] = terms[key][mask]
+            self.terms[key].copy_(torch.where(mask, terms[key], self.terms[key]))
 
     def _fix_nonfinite(self, tries: int = 5) -> None:
+        """Re-initialise grasps whose state or last proposal was non-finite (reads one count)."""
         for _ in range(tries):
-            bad = ~torch.isfinite(self.energy) | ~torch.isfinite(self.grad).all(-1)
-            if not bool(bad.any()):
+            bad = ~torch.isfinite(self.energy) | ~torch.isfinite(self.grad).all(-1) | self._nonfinite
+            n = int(bad.sum())
+            if not n:
                 return
-            self.stats.nan_resets += int(bad.sum())
+            self.stats.nan_resets += n
             self._reset_rows(bad)
 
     # -- the loop ------------------------------------------------------------------------------
-    def step(self) -> None:
+    def _step_body(self) -> None:
+        """One MALA / MALA* iteration on the device; state updated in place (graph-capturable)."""
         c = self.cfg
-        B = self.pose.shape[0]
-        step = c.step_size * c.step_decay ** torch.div(self.k, c.step_decay_every, rounding_mode="floor").to(self.pose.dtype)
-        self.ema = c.ema * self._group_mean(self.grad.square()) + (1 - c.ema) * self.ema
+        B, K = self.contacts.shape
+        step = self.step_sizes()
+        self.ema.copy_(c.ema * self._group_mean(self.grad.square()) + (1 - c.ema) * self.ema)
         proposal = self.pose - step[:, None] * self.grad / (self.ema.sqrt() + 1e-6)
         if self.project is not None:
             proposal = self.project(proposal)
-        resample = self._rand(*self.contacts.shape) < c.resample_prob
-        contacts = self.resample(self.contacts, resample)
+        u = self.rng.uniform(self.counter, _S_STEP, 2 * K + 1)  # one draw for the whole step
+        resample = u[:, :K] < c.resample_prob
+        contacts = torch.where(resample, self.draw_contacts(u[:, K:2 * K]), self.contacts)
         e_new, terms_new, g_new = self._evaluate(proposal, contacts)
         T = self.temperature()
         finite = torch.isfinite(e_new) & torch.isfinite(g_new).all(-1)
-        delta = (self.energy.to(torch.float64) - e_new.to(torch.float64)) / T
-        accept = finite & (self._rand(B) < torch.exp(delta.clamp(max=0.0)))
+        e_old = self.energy.to(torch.float64)
+        delta = (e_old - torch.where(finite, e_new, self.energy).to(torch.float64)) / T
+        accept = finite & (u[:, 2 * K] < torch.exp(delta.clamp(max=0.0)))
         self._accepted(accept)
-        self.pose = torch.where(accept[:, None], proposal.detach(), self.pose)
-        self.contacts = torch.where(accept[:, None], contacts, self.contacts)
-        self.energy = torch.where(accept, e_new, self.energy)
-        self.grad = torch.where(accept[:, None], g_new, self.grad)
+        a = accept[:, None]
+        self.pose.copy_(torch.where(a, proposal.detach(), self.pose))
+        self.contacts.copy_(torch.where(a, contacts, self.contacts))
+        self.energy.copy_(torch.where(accept, e_new, self.energy))
+        self.grad.copy_(torch.where(a, g_new, self.grad))
         for key in self.terms:
-            self.terms[key] = torch.where(accept, terms_new[key], self.terms[key])
+            self.terms[key].copy_(torch.where(accept, terms_new[key], self.terms[key]))
         self.k += 1
-        self.iteration += 1
-        self.stats.iterations = self.iteration
-        self.stats.accepted += int(accept.sum())
-        self.stats.proposed += B
-        # a grasp whose proposal went non-finite is re-initialised rather than left to linger
-        if not bool(finite.all()):
-            self.stats.nan_resets += int((~finite).sum())
-            self._reset_rows(~finite)
+        self.counter += 1
+        self._n_accepted += accept.sum()
+        # a grasp whose proposal went non-finite is re-initialised at the next check
+        self._nonfinite |= ~finite
+
+    def _mala_star_reset(self) -> None:
+        lag = self.z_scores() > self.cfg.reset_z
+        self._n_resets += lag.sum()
+        self._reset_rows(lag)
+
+    def sync(self) -> OptimizerStats:
+        """Read the device counters into :attr:`stats` and re-initialise non-finite grasps (one host
+        round trip); the loop calls it every ``check_every`` steps and at the end."""
         self._fix_nonfinite()
+        self.stats.iterations = self.iteration
+        self.stats.accepted = int(self._n_accepted)
+        self.stats.proposed = self.iteration * self.pose.shape[0]
+        self.stats.resets = int(self._n_resets)
+        self.stats.graph = self._runner.status
+        if self._curve:
+            its = [i for i, _ in self._curve]
+            vals = torch.stack([v for _, v in self._curve]).cpu().tolist()
+            self.stats.energy_curve.extend(zip(its, vals))
+            self._curve.clear()
+        self._synced_at = self.iteration
+        return self.stats
+
+    def step(self) -> None:
+        c = self.cfg
+        self._runner()
+        self.iteration += 1
         if (c.name == "mala_star" and self.G > 1 and self.iteration % c.reset_every == 0
                 and self.iteration < c.iterations - c.reset_stop_before_end):
-            lag = self.z_scores() > c.reset_z
-            self.stats.resets += int(lag.sum())
-            self._reset_rows(lag)
+            self._mala_star_reset()
         if self.record_every and self.iteration % self.record_every == 0:
-            self.stats.energy_curve.append((self.iteration, self.energy.view(self.n_obj, self.G).mean(1).tolist()))
+            self._curve.append((self.iteration, self.energy.view(self.n_obj, self.G).mean(1).detach().clone()))
+        if self.iteration % self.check_every == 0:
+            self.sync()
 
     def run(self, iterations: int | None = None, callback: Callable[["GraspOptimizer"], None] | None = None) -> OptimizerStats:
+        """``iterations`` steps (default: the configured number). ``callback(self)`` runs after each
+        sync, i.e. every ``check_every`` steps and at the end, with :attr:`stats` up to date."""
         n = self.cfg.iterations if iterations is None else iterations
         for _ in range(n):
             self.step()
+            if callback is not None and self._synced_at == self.iteration:
+                callback(self)
+        if self._synced_at != self.iteration or n == 0:
+            self.sync()
             if callback is not None:
                 callback(self)
         return self.stats
