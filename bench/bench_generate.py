@@ -20,7 +20,8 @@ from graspforge.energy.scene import ObjectBatch
 from graspforge.energy.terms import contact_distance_energy, joint_limit_energy
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.synthesis import synthesize
+from graspforge.backend import use_kernels
+from graspforge.synthesis import make_optimizer, synthesize
 
 
 def _best(fn, repeat: int) -> float:
@@ -92,17 +93,21 @@ def term_timings(hand, obj, B: int, K: int, repeat: int) -> dict:
 
 
 def iteration_timing(hand, obj, B: int, K: int, iterations: int) -> float:
-    cfg = load_config(overrides={"grasps": B, "contacts": K, "optimizer.iterations": iterations})
+    """Median ms of one optimiser step (energy + gradient + MALA*) at B grasps, after 5 warm-up steps."""
+    cfg = load_config(overrides={"grasps": B, "contacts": K, "optimizer.iterations": iterations + 5})
+    opt, _, _ = make_optimizer(hand, [obj], cfg)
+    cuda = hand.device.type == "cuda"
     ts = []
-    last = [time.perf_counter()]
-
-    def cb(opt):
-        now = time.perf_counter()
-        ts.append(now - last[0])
-        last[0] = now
-
-    synthesize(hand, [obj], cfg, progress=cb)
-    ts = sorted(ts[5:]) if len(ts) > 10 else sorted(ts)
+    for i in range(iterations + 5):
+        if cuda:
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        opt.step()
+        if cuda:
+            torch.cuda.synchronize()
+        if i >= 5:
+            ts.append(time.perf_counter() - t)
+    ts.sort()
     return ts[len(ts) // 2] * 1e3
 
 
@@ -115,12 +120,13 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=40)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=15)
-    ap.add_argument("--compare-kernels", action="store_true", help="also time B = 16 and 32 with the fused collision kernels off (torch path)")
+    ap.add_argument("--compare-kernels", action="store_true", help="also time B = 16 and 32 on the torch backend (fused kernels off)")
+    ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    hand = load_hand(args.hand)
+    hand = load_hand(args.hand, device=args.device)
     obj = load_object(args.object)
-    out = {"hand": args.hand, "object": args.object, "contacts": args.contacts, "threads": args.threads,
+    out = {"hand": args.hand, "device": args.device, "object": args.object, "contacts": args.contacts, "threads": args.threads,
            "object_points": 2500, "energy": "graspqp", "optimizer": "mala_star",
            "ms_per_iteration": {}, "term_ms_fwd_bwd": {}}
     for B in args.batches:
@@ -128,9 +134,8 @@ def main() -> None:
     for B in [b for b in args.batches if b <= 32]:
         out["term_ms_fwd_bwd"][B] = term_timings(hand, obj, B, args.contacts, args.repeat)
     if args.compare_kernels:
-        hand.use_kernels = False
-        torch_path = {B: round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2) for B in (16, 32)}
-        hand.use_kernels = True
+        with use_kernels("torch"):
+            torch_path = {B: round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2) for B in (16, 32)}
         fused = {B: round(iteration_timing(hand, obj, B, args.contacts, args.iterations), 2) for B in (16, 32)}
         out["kernels_comparison_ms_per_iteration"] = {"torch_path": torch_path, "fused_kernels": fused,
                                                       "speedup": {B: round(torch_path[B] / fused[B], 2) for B in (16, 32)}}

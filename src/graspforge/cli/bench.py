@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .generate import check_device
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks: `bench paper` reruns the GraspQP paper's comparison and writes a report")
@@ -26,6 +28,7 @@ def add_parser(sub) -> None:
     b.add_argument("--objects-per-batch", type=int, default=5)
     b.add_argument("--workers", type=int, default=1, help="parallel synthesis units (processes)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--device", default="cpu", help="synthesis device: cpu, cuda, cuda:1, ... (evaluation stays on CPU cores)")
     b.add_argument("--out", required=True, help="report folder")
     b.add_argument("--report-only", action="store_true", help="only (re)write the report from finished runs")
     b.add_argument("--no-heatmaps", action="store_true", help="leave the contact heatmaps out of the report (they load every mesh)")
@@ -45,7 +48,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
                            iterations=args.iterations, seeds_object=args.seeds_object, seeds=list(args.seeds), seed=args.seed,
                            objects_per_batch=args.objects_per_batch)
         try:
-            r = run_paper_bench(bench, args.out, workers=args.workers,
+            check_device(args.device)
+            r = run_paper_bench(bench, args.out, workers=args.workers, device=args.device,
                                 progress=None if args.quiet else (lambda p: print(f"done: {p}", file=sys.stderr, flush=True)))
         except KeyboardInterrupt:
             print(f"graspforge: interrupted; finished objects are kept under {args.out}/runs; rerun the same command to go on", file=sys.stderr)

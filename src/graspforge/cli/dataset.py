@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
+from .generate import check_device
 
 
 def add_parser(sub) -> None:
@@ -36,6 +37,7 @@ def add_parser(sub) -> None:
     b.add_argument("--optimizer", choices=OPTIMIZERS)
     b.add_argument("--iterations", type=int)
     b.add_argument("--seed", type=int)
+    b.add_argument("--device", default="cpu", help="synthesis device: cpu, cuda, cuda:1, ... (evaluation stays on CPU cores)")
     b.add_argument("--config", type=Path, help="TOML file with any synthesis setting")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--quiet", action="store_true")
@@ -70,7 +72,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             print(f"{rec['job']}: {rec['kept']}/{rec['generated']} kept{s}", file=sys.stderr, flush=True)
 
     try:
-        rep = build_dataset(args.out, settings, cfg, workers=args.workers, shard=shard, backend=args.backend, address=args.address, progress=progress)
+        rep = build_dataset(args.out, settings, cfg, workers=args.workers, shard=shard, backend=args.backend, address=args.address,
+                            progress=progress, device=str(check_device(args.device)))
     except KeyboardInterrupt:
         print(f"graspforge: interrupted; finished jobs are kept in {args.out} (index up to date); rerun the same command to go on", file=sys.stderr)
         return 130

@@ -35,6 +35,25 @@ def add_parser(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def check_device(name: str):
+    """``torch.device(name)``, or a clear exit when it is not a device or not available here."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise SystemExit(f"graspforge: error: --device {name!r} is not a device ({e}); use cpu, cuda, cuda:1, ...") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"graspforge: error: --device {name} asked for, but this torch build sees no CUDA device "
+                             f"(torch {torch.__version__}; the default install is the CPU build)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SystemExit(f"graspforge: error: --device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type != "cpu":
+        raise SystemExit(f"graspforge: error: --device {name}: only cpu and cuda devices are supported")
+    return device
+
+
 def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
     """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
 
@@ -101,9 +120,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         cfg.threads = args.threads_global
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("graspforge: error: --device cuda asked for, but this torch build sees no CUDA device")
+    device = check_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", dump_toml(cfg))
@@ -139,11 +156,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
                     bar = tqdm(total=cfg.optimizer.iterations + cfg.optimizer.refine_iterations, desc=f"{names[:40]} [{gtype}]", unit="it", dynamic_ncols=True, file=sys.stderr)
 
-                def progress(opt, bar=bar):
+                def progress(opt, done, bar=bar):
+                    # called every few steps, after the optimiser read its device counters
                     if bar is not None:
-                        bar.update(1)
-                        if opt.iteration % 20 == 0 or opt.iteration == cfg.optimizer.iterations:
-                            bar.set_postfix(E=f"{float(opt.energy.mean()):.3f}", acc=f"{opt.stats.accept_rate:.0%}", resets=opt.stats.resets, nan=opt.stats.nan_resets)
+                        bar.update(done - bar.n)
+                        bar.set_postfix(E=f"{float(opt.energy.mean()):.3f}", acc=f"{opt.stats.accept_rate:.0%}", resets=opt.stats.resets, nan=opt.stats.nan_resets)
 
                 res = synthesize(hand, [o for o, _ in chunk], cfg, grasp_type=gtype, progress=progress)
                 if bar is not None:

@@ -10,6 +10,7 @@ import numpy as np
 from ..config import ConfigError
 from ..hands import builtin_hand_names, load_hand_description, user_hand_names
 from ..hands.description import BuildOptions, HandDescription
+from .generate import check_device
 
 
 def add_parser(sub) -> None:
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
     chk.add_argument("--iterations", type=int, default=1500, help="optimiser iterations, schedule compressed (default %(default)s)")
     chk.add_argument("--radius", type=float, default=0.03, help="sphere radius, m (default %(default)s)")
     chk.add_argument("--no-smoke", action="store_true", help="only draw the picture")
+    chk.add_argument("--device", default="cpu", help="device of the smoke test's synthesis: cpu, cuda, ... (default cpu)")
     chk.set_defaults(func=cmd_check)
 
 
@@ -180,7 +182,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     if getattr(args, "threads_global", None) is None:
         torch.set_num_threads(1)  # small batched ops: one thread is faster (see generate)
-    hand = load_hand(args.hand)
+    hand = load_hand(args.hand, device=check_device(args.device))
     r = smoke_test(hand, grasps=args.grasps, iterations=args.iterations, radius=args.radius, grasp_type=args.grasp_type, contacts=args.contacts)
     print(f"smoke test: {args.grasps} grasps, {args.contacts} contacts, {args.iterations} iterations on a {args.radius * 100:g} cm "
           f"sphere in {r.seconds:.1f} s: {r.ok_fraction:.0%} with mean |contact distance| < 5 mm "

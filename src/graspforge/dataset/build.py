@@ -194,7 +194,7 @@ def write_index(root: Path) -> list[dict]:
     return rows
 
 
-def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, threads: int = 1) -> list[dict]:
+def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, threads: int = 1, device: str = "cpu") -> list[dict]:
     """Synthesise, evaluate and write the jobs of one batch (same hand and type); returns their records.
 
     Top-level and driven by plain data, so process pools and Ray can ship it to workers.
@@ -211,7 +211,8 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
     torch.set_num_threads(max(1, int(threads)))
     root_p = Path(root)
     cfg = load_config(overrides=tomllib.loads(config_toml))
-    hand = load_hand(jobs[0].hand, self_collision_points_per_link=cfg.energy.self_collision_points)
+    cfg.device = device
+    hand = load_hand(jobs[0].hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
     objects = [load_object(j.object) for j in jobs]
     t = time.perf_counter()
     res = synthesize(hand, objects, cfg, grasp_type=jobs[0].grasp_type)
@@ -268,12 +269,14 @@ def _check_settings_file(root: Path, text: str) -> None:
 
 def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: int = 1, shard: tuple[int, int] = (0, 1),
                   backend: str = "local", address: str | None = None,
-                  progress: Callable[[dict], None] | None = None) -> BuildReport:
+                  progress: Callable[[dict], None] | None = None, device: str = "cpu") -> BuildReport:
     """Run every unfinished job of ``settings`` (this shard's share) and return a report.
 
     ``config`` is the :class:`GenerateConfig` for synthesis (its ``grasps`` is per object). Local
     workers are spawned processes with ``cores // workers`` torch threads each; ``backend="ray"``
     runs the same batches as Ray tasks (``address`` of a running cluster, else a local instance).
+    ``device`` runs synthesis there (``cuda``); it is not one of the dataset's settings, so a build
+    may be resumed on another device. Evaluation always runs on CPU cores.
     """
     from ..config import dump_toml
 
@@ -290,7 +293,9 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
             d.grasp_type(t)  # unknown hand or type: fail before any work
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    cfg_text = dump_toml(config)
+    from dataclasses import replace
+
+    cfg_text = dump_toml(replace(config, device="cpu"))  # the device is where, not what: not a setting
     stored = {k: v for k, v in vars(settings).items()}
     _check_settings_file(root, cfg_text + "\n[dataset]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in stored.items()))
     for sub in ("grasps", "jobs"):  # temporary files of writes a killed run left behind
@@ -317,16 +322,16 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
 
     try:
         if backend == "ray":
-            _run_ray(work, str(root), cfg_text, sett, workers, address, done)
+            _run_ray(work, str(root), cfg_text, sett, workers, address, done, device)
         elif workers == 1:
             for b in work:
-                done(run_batch(str(root), b, cfg_text, sett, threads))
+                done(run_batch(str(root), b, cfg_text, sett, threads, device))
         else:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(run_batch, str(root), b, cfg_text, sett, threads) for b in work]
+                futures = [pool.submit(run_batch, str(root), b, cfg_text, sett, threads, device) for b in work]
                 try:
                     for fut in as_completed(futures):
                         done(fut.result())
@@ -338,7 +343,7 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
     return BuildReport(planned=len(jobs), skipped=len(jobs) - len(todo), finished=finished, seconds=time.perf_counter() - t0, rows=rows)
 
 
-def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: str | None, done) -> None:
+def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: str | None, done, device: str = "cpu") -> None:
     try:
         import ray
     except ImportError:
@@ -349,7 +354,7 @@ def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: 
         started = True
     try:
         task = ray.remote(num_cpus=1)(run_batch)
-        pending = [task.remote(root, b, cfg_text, sett, 1) for b in work]
+        pending = [task.remote(root, b, cfg_text, sett, 1, device) for b in work]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             done(ray.get(ready[0]))

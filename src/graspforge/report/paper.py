@@ -136,7 +136,8 @@ def _config_toml(setting: Setting, grasps: int, iterations: int | None, seed: in
     return dump_toml(load_config(None, o, base=GenerateConfig()))
 
 
-def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str]], config_toml: str, threads: int = 1) -> list[str]:
+def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str]], config_toml: str, threads: int = 1,
+             device: str = "cpu") -> list[str]:
     """Synthesise one batch of objects for one (hand, setting), evaluate every grasp under both
     protocols plus exact geometry, and write ``OBJECT.npz`` / ``.eval.json`` / ``.run.json``.
 
@@ -152,7 +153,7 @@ def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str
     torch.set_num_threads(max(1, int(threads)))
     s = Setting(**setting)
     cfg = load_config(overrides=tomllib.loads(config_toml))
-    model = load_hand(hand, self_collision_points_per_link=cfg.energy.self_collision_points)
+    model = load_hand(hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
     objs = [load_object(spec) for spec, _ in objects]
     t = time.perf_counter()
     res = synthesize(model, objs, cfg, grasp_type=s.grasp_type)
@@ -186,8 +187,12 @@ def _done(folder: Path, stem: str, grasps: int | None = None) -> bool:
         return False
 
 
-def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progress: Callable[[str], None] | None = None) -> dict:
-    """Run every unfinished unit of ``bench`` under ``out`` (process pool of ``workers``); returns counts."""
+def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progress: Callable[[str], None] | None = None,
+                    device: str = "cpu") -> dict:
+    """Run every unfinished unit of ``bench`` under ``out`` (process pool of ``workers``); returns counts.
+
+    ``device`` runs synthesis there (``cuda``); it is not part of the folder's schedule, so a report
+    may pool units made on different devices. Evaluation always runs on CPU cores."""
     from ..dataset.build import expand_objects
     from ..hands import load_hand_description
 
@@ -240,7 +245,7 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
     t0 = time.perf_counter()
     if workers == 1:
         for u in units:
-            for p in run_unit(*u, threads):
+            for p in run_unit(*u, threads, device):
                 if progress is not None:
                     progress(p)
     else:
@@ -248,7 +253,7 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = [pool.submit(run_unit, *u, threads) for u in units]
+            futs = [pool.submit(run_unit, *u, threads, device) for u in units]
             try:
                 for f in as_completed(futs):
                     for p in f.result():
