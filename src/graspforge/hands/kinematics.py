@@ -241,7 +241,11 @@ class TorchKinematics:
         self.q_index = torch.as_tensor(qi, device=self.device)
         self.multiplier = torch.as_tensor(np.where(tree.q_index >= 0, tree.multiplier, 0.0), **kw)
         self.offset = torch.as_tensor(np.where(tree.q_index >= 0, tree.offset, 0.0), **kw)
-        # levels: links grouped by depth; parents of a level all sit in earlier levels
+        # levels: links grouped by depth; parents of a level all sit in earlier levels. FK runs in
+        # "level order" (root, then each level's links): a level's local transforms are then one
+        # slice, its parents one index_select of the rows made so far, and the link order is restored
+        # by one index_select at the end (GPU-friendly: a gather's backward is one index_add, not
+        # the sort-based index_put of advanced indexing).
         depth = tree.depth()
         self.levels = []
         order = [0]
@@ -259,12 +263,26 @@ class TorchKinematics:
         inv = np.empty(L, np.int64)
         inv[np.asarray(order)] = np.arange(L)
         self.order_inv = torch.as_tensor(inv, device=self.device)
+        o = np.asarray(order)
+        self._order = torch.as_tensor(o, device=self.device)
+        self._spans = []  # (start, end, parent rows) of each level in level order
+        start = 1
+        for links, parents in self.levels:
+            n = len(links)
+            self._spans.append((start, start + n, torch.as_tensor(inv[parents.cpu().numpy()], device=self.device)))
+            start += n
+        self._R0o, self._t0o = self.R0[self._order], self.t0[self._order]
+        self._R1o, self._t1o = self.R1[self._order], self.t1[self._order]
+        self._axis_o = self.axis[self._order]
+        self._rev_o, self._pri_o = self.revolute[self._order], self.prismatic[self._order]
+        self._qi_o, self._mul_o, self._off_o = self.q_index[self._order], self.multiplier[self._order], self.offset[self._order]
+        self._jaxis_o = (self._R0o @ self._axis_o[..., None]).squeeze(-1)  # joint axis in the parent frame
         self.lower = torch.as_tensor(tree.lower, **kw)
         self.upper = torch.as_tensor(tree.upper, **kw)
 
-    def _axis_angle(self, theta: torch.Tensor) -> torch.Tensor:
-        # Rodrigues for every link at once: theta (B, L) about self.axis (L, 3) -> (B, L, 3, 3)
-        a = self.axis
+    def _axis_angle(self, theta: torch.Tensor, axis: torch.Tensor | None = None) -> torch.Tensor:
+        # Rodrigues for every link at once: theta (B, L) about axis (L, 3) -> (B, L, 3, 3)
+        a = self.axis if axis is None else axis
         x, y, z = a[:, 0], a[:, 1], a[:, 2]
         c, s = torch.cos(theta), torch.sin(theta)
         C = 1 - c
@@ -284,42 +302,37 @@ class TorchKinematics:
 
     def forward(self, root_pos: torch.Tensor, root_rot: torch.Tensor, q: torch.Tensor) -> LinkPoses:
         """Link poses for root position (B, 3) m, root rotation (B, 3, 3) and joints q (B, D)."""
-        B = q.shape[0]
-        qv = self.link_joint_values(q)  # (B, L)
-        theta = torch.where(self.revolute, qv, torch.zeros_like(qv))
-        Rj = self._axis_angle(theta)
-        tj = (qv * self.prismatic)[..., None] * self.axis  # (B, L, 3)
+        qp = torch.cat([q, q.new_zeros(q.shape[0], 1)], 1)
+        qv = qp.index_select(1, self._qi_o) * self._mul_o + self._off_o  # (B, L) joint values, level order
+        Rj = self._axis_angle(torch.where(self._rev_o, qv, torch.zeros_like(qv)), self._axis_o)
+        tj = (qv * self._pri_o)[..., None] * self._axis_o  # (B, L, 3)
         if self.has_post:
-            Rloc = self.R0 @ Rj @ self.R1
-            tloc = (self.R0 @ ((Rj @ self.t1[..., None]).squeeze(-1) + tj)[..., None]).squeeze(-1) + self.t0
+            Rloc = self._R0o @ Rj @ self._R1o
+            tloc = (self._R0o @ ((Rj @ self._t1o[..., None]).squeeze(-1) + tj)[..., None]).squeeze(-1) + self._t0o
         else:
-            Rloc = self.R0 @ Rj
-            tloc = (self.R0 @ tj[..., None]).squeeze(-1) + self.t0
-        jaxis_local = (self.R0 @ self.axis[..., None]).squeeze(-1)  # joint axis in the parent frame
-        rots = [root_rot[:, None]]
-        poss = [root_pos[:, None]]
+            Rloc = self._R0o @ Rj
+            tloc = (self._R0o @ tj[..., None]).squeeze(-1) + self._t0o
+        all_rot, all_pos = root_rot[:, None], root_pos[:, None]
         jpos = [root_pos[:, None]]
         jax = [torch.zeros_like(root_pos)[:, None]]
-        all_rot, all_pos = rots[0], poss[0]
-        for links, parents in self.levels:
-            # parents' rows in the running concatenation
-            prow = self.order_inv[parents]
-            Rp = all_rot[:, prow]
-            tp = all_pos[:, prow]
-            R = Rp @ Rloc[:, links]
-            t = (Rp @ tloc[:, links, :, None]).squeeze(-1) + tp
-            jpos.append((Rp @ self.t0[links, :, None]).squeeze(-1) + tp)
-            jax.append((Rp @ jaxis_local[links, :, None]).squeeze(-1))
-            rots.append(R)
-            poss.append(t)
+        # one split per array (its backward is one cat) instead of a slice per level
+        sizes = [1] + [end - start for start, end, _ in self._spans]
+        R_lev, t_lev = Rloc.split(sizes, 1)[1:], tloc.split(sizes, 1)[1:]
+        for (start, end, prow), Rl, tl in zip(self._spans, R_lev, t_lev):
+            Rp = all_rot.index_select(1, prow)  # parents' rows (B, n, 3, 3)
+            tp = all_pos.index_select(1, prow)
+            R = Rp @ Rl
+            t = (Rp @ tl[..., None]).squeeze(-1) + tp
+            jpos.append((Rp @ self._t0o[start:end, :, None]).squeeze(-1) + tp)
+            jax.append((Rp @ self._jaxis_o[start:end, :, None]).squeeze(-1))
             all_rot = torch.cat([all_rot, R], 1)
             all_pos = torch.cat([all_pos, t], 1)
         inv = self.order_inv
         return LinkPoses(
-            rot=all_rot[:, inv],
-            pos=all_pos[:, inv],
-            joint_pos=torch.cat(jpos, 1)[:, inv],
-            joint_axis=torch.cat(jax, 1)[:, inv],
+            rot=all_rot.index_select(1, inv),
+            pos=all_pos.index_select(1, inv),
+            joint_pos=torch.cat(jpos, 1).index_select(1, inv),
+            joint_axis=torch.cat(jax, 1).index_select(1, inv),
         )
 
     def forward_pose(self, pose: torch.Tensor) -> LinkPoses:
