@@ -18,7 +18,7 @@ from graspforge.hands import load_hand
 from graspforge.objects import load_object
 from graspforge.synthesis import make_optimizer, synthesize
 
-#: ATen compute ops of one torch-backend step at B = 8, K = 12 (forward, backward, MALA*, 20 QP iterations): 2,866 when
+#: ATen compute ops of one torch-backend step at B = 8, K = 12 (forward, backward, MALA*, 20 QP iterations): ~2,900 when
 #: written. The count does not grow with B; the bound catches a loop over grasps, objects or Newton
 #: iterations sneaking back.
 MAX_OPS_PER_STEP = 3400
