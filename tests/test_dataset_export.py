@@ -33,6 +33,15 @@ def _rotation(q: np.ndarray) -> np.ndarray:
     ], 1)
 
 
+def _real_object(gs: GraspSet) -> GraspSet:
+    """The toy set's object made the real built-in box (the DexGraspBench export writes its pieces
+    and checks the content hash)."""
+    from graspforge.objects import load_object
+
+    gs.object_hash = load_object("box").content_hash
+    return gs
+
+
 def _read_back(files, fmt, gs):
     path = files[0].parent if fmt == "dexgraspbench" else files[0]
     return read_export(path, fmt, list(gs.joint_names) if fmt == "dexgraspnet" else None)
@@ -51,7 +60,7 @@ def _assert_same_grasps(back, gs, tol=1e-12):
 
 @pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_round_trip(tmp_path, fmt):
-    gs = make_set(N=6, K=4, D=3, seed=3)
+    gs = _real_object(make_set(N=6, K=4, D=3, seed=3))
     files = export_grasp_set(gs, fmt, tmp_path)
     assert files and all(f.is_file() for f in files)
     assert not list(tmp_path.rglob(".*.tmp"))
@@ -88,15 +97,42 @@ def test_graspqp_layout_matches_the_reference(tmp_path):
     np.testing.assert_allclose(d["values"].numpy(), gs.energy, rtol=1e-6)
 
 
-def test_dexgraspbench_files_hold_pose_then_joints(tmp_path):
-    gs = make_set(N=3, seed=4)
+def test_dexgraspbench_files_hold_pose_then_joints_and_the_object_in_its_layout(tmp_path):
+    import trimesh
+
+    from graspforge.objects import load_object
+
+    gs = _real_object(make_set(N=3, seed=4))
     files = export_grasp_set(gs, "dexgraspbench", tmp_path)
     assert [f.name for f in files] == ["0.npy", "1.npy", "2.npy"]
+    assert files[0].parent.relative_to(tmp_path).as_posix() == "toy/graspdata/full/box"  # OUT/HAND is a DexGraspBench save_dir
     d = load_npy_safely(files[1])
     np.testing.assert_array_equal(d["obj_pose"], [0, 0, 0, 1, 0, 0, 0])
     np.testing.assert_array_equal(d["grasp_qpos"], np.concatenate([gs.root_position[1], gs.root_quaternion[1], gs.joint_positions[1]]))
     np.testing.assert_array_equal(d["squeeze_qpos"][7:], gs.squeeze_joint_positions[1])
-    assert d["obj_path"] == gs.object_source and d["obj_scale"] == gs.object_scale
+    # DexGraspBench's object layout: convex pieces, and mass / density = their volume (it derives its density from that)
+    obj_dir = tmp_path / d["obj_path"] if not d["obj_path"].startswith("/") else __import__("pathlib").Path(d["obj_path"])
+    assert d["obj_scale"] == 1.0 and obj_dir.parent.name == "objects"
+    pieces = sorted((obj_dir / "urdf" / "meshes").glob("convex_piece_*.obj"))
+    info = json.loads((obj_dir / "info" / "simplified.json").read_text())
+    assert pieces and info["scale"] == 1.0
+    volume = sum(trimesh.load(p, force="mesh").volume for p in pieces)
+    box = load_object("box")
+    assert info["mass"] / info["density"] == pytest.approx(volume, rel=1e-6)
+    assert volume == pytest.approx(box.volume, rel=0.01)
+    lo, hi = np.min([trimesh.load(p, force="mesh").bounds[0] for p in pieces], 0), np.max([trimesh.load(p, force="mesh").bounds[1] for p in pieces], 0)
+    np.testing.assert_allclose(lo, box.bounds[0], atol=1e-6)
+    np.testing.assert_allclose(hi, box.bounds[1], atol=1e-6)
+    # another grasp type of the same object reuses the folder
+    gs2 = _real_object(make_set(N=2, seed=5))
+    gs2.grasp_type = "pinch"
+    files2 = export_grasp_set(gs2, "dexgraspbench", tmp_path)
+    assert load_npy_safely(files2[0])["obj_path"] == d["obj_path"]
+    # a grasp set whose recorded object is not the mesh found is refused, not written with the wrong object
+    bad = make_set(N=2, seed=6)
+    bad.object_name = "other"
+    with pytest.raises(ExportError, match="not the mesh"):
+        export_grasp_set(bad, "dexgraspbench", tmp_path)
 
 
 class _Boom:
@@ -123,7 +159,7 @@ def test_hostile_pickles_are_refused(tmp_path, monkeypatch):
 @given(data=st.data(), fmt=st.sampled_from(EXPORT_FORMATS))
 def test_corrupted_exports_give_a_clear_error(tmp_path_factory, data, fmt):
     tmp = tmp_path_factory.mktemp("c")
-    gs = make_set(N=3, seed=5)
+    gs = _real_object(make_set(N=3, seed=5))
     files = export_grasp_set(gs, fmt, tmp)
     victim = files[0]
     victim.write_bytes(corrupt_bytes(victim.read_bytes(), data))
@@ -151,4 +187,18 @@ def test_dataset_export_cli_round_trips_a_real_build(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: unknown format
         main(["dataset", "export", str(out), "--format", "isaac"])
     assert main(["dataset", "export", str(tmp_path / "nothing"), "--format", "graspqp"]) == 1
-    assert "not a graspforge dataset" in capsys.readouterr().err
+    assert "no such file or folder" in capsys.readouterr().err
+    # grasp files and folders of them export too (--out needed: no dataset to default into)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    gs.save(loose / "a.npz")
+    assert main(["dataset", "export", str(loose / "a.npz"), "--format", "graspqp"]) == 1
+    assert "give --out" in capsys.readouterr().err
+    for src in (loose / "a.npz", loose):
+        assert main(["dataset", "export", str(src), "--format", "dexgraspnet", "--out", str(tmp_path / "x")]) == 0
+        (job,) = json.loads((tmp_path / "x" / "manifest.json").read_text())["jobs"]
+        _assert_same_grasps(_read_back([tmp_path / "x" / job["files"][0]], "dexgraspnet", gs), gs)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["dataset", "export", str(empty), "--format", "graspqp", "--out", str(tmp_path / "y")]) == 1
+    assert "neither a graspforge dataset nor a folder of grasp files" in capsys.readouterr().err

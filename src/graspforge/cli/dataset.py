@@ -46,13 +46,18 @@ def add_parser(sub) -> None:
     i.add_argument("dataset")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)
-    e = ds.add_parser("export", help="write a dataset's grasps in another project's format",
+    e = ds.add_parser("export", help="write grasps (a dataset, grasp files or folders of them) in another project's format",
                       description="dexgraspnet: OBJECT.npy lists of qpos dicts; graspqp: OBJECT.dexgrasp.pt dicts in GraspQP's "
-                      "folder layout; dexgraspbench: one dict per grasp with pregrasp/grasp/squeeze qpos. Poses are the hand root "
-                      "link in the object frame; OUT/manifest.json lists every file with its object, scale and joint names.")
-    e.add_argument("dataset")
+                      "folder layout; dexgraspbench: HAND/graspdata/TYPE/OBJECT/I.npy (one dict per grasp, pregrasp/grasp/squeeze "
+                      "qpos) and objects/ in DexGraspBench's object layout, HAND being a DexGraspBench save_dir. Poses are the hand "
+                      "root link in the object frame, or with --hand-model the pose and joints of DexGraspBench's own hand model; "
+                      "OUT/manifest.json lists every file with its object, scale and joint names.")
+    e.add_argument("sources", nargs="+", help="dataset folders, grasp files (.npz) or folders of them")
     e.add_argument("--format", required=True, choices=("dexgraspnet", "graspqp", "dexgraspbench"))
-    e.add_argument("--out", default=None, help="folder (default DATASET/exports/FORMAT)")
+    e.add_argument("--out", default=None, help="folder (default DATASET/exports/FORMAT for one dataset)")
+    e.add_argument("--hand-model", action="append", default=[], metavar="MJCF",
+                   help="dexgraspbench: a DexGraspBench hand model (e.g. DGB/assets/hand/allegro/right_hand.xml); each hand is "
+                   "aligned to the one that fits by forward kinematics of both, and its grasps are written in that model")
     e.set_defaults(func=cmd_export)
 
 
@@ -97,11 +102,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..dataset.export import export_dataset
+    from ..dataset.export import export_grasps
 
-    m = export_dataset(args.dataset, args.format, args.out)
-    out = Path(args.out) if args.out else Path(args.dataset) / "exports" / args.format
+    if args.hand_model and args.format != "dexgraspbench":
+        raise SystemExit("graspforge: error: --hand-model is for --format dexgraspbench")
+    m = export_grasps(args.sources, args.format, args.out, args.hand_model)
+    out = Path(args.out) if args.out else Path(args.sources[0]) / "exports" / args.format
     n_files = sum(len(j["files"]) for j in m["jobs"])
     n_grasps = sum(j["grasps"] for j in m["jobs"])
+    for w in m.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    for hand, h in m.get("hand_models", {}).items():
+        print(f"{hand}: written in {h['model']}'s hand model (joint anchors agree within {h['anchor_error_m'] * 1000:.1f} mm)")
     print(f"{n_grasps} grasps of {len(m['jobs'])} jobs written as {args.format} ({n_files} files) to {out}; manifest: {out / 'manifest.json'}")
     return 0

@@ -219,19 +219,69 @@ def write_graspqp(gs: GraspSet, out: str | Path) -> list[Path]:
     return [path]
 
 
-def write_dexgraspbench(gs: GraspSet, out: str | Path) -> list[Path]:
-    """``OUT/HAND/TYPE/OBJECT/I.npy``: one DexGraspBench dict per grasp."""
-    folder = Path(out) / gs.hand / gs.grasp_type / _object_stem(gs)
+#: DexGraspBench sets an object's mass from this file: density' = obj_mass / (mass / (density scale^3) * obj_scale^3)
+DGB_DENSITY = 1000.0
+
+
+def write_dexgraspbench_object(gs: GraspSet, out: str | Path) -> Path:
+    """The object of ``gs`` in DexGraspBench's object layout (what ``obj_path`` names), under
+    ``OUT/objects/OBJECT-HASH8/``: ``urdf/meshes/convex_piece_NNN.obj`` (the convex pieces
+    graspforge's evaluation simulates, in metres: ``obj_scale`` 1), ``mesh/simplified.obj`` (the
+    mesh), and ``info/simplified.json`` (``mass`` / ``density`` / ``scale``, from which DexGraspBench
+    derives the pieces' volume to set its own object mass), written last. Made once per object."""
+    import trimesh
+
+    from ..objects import collision_pieces, load_recorded_object
+
+    folder = Path(out) / "objects" / f"{_object_stem(gs)}-{gs.object_hash[:8]}"
+    info = folder / "info" / "simplified.json"
+    if info.is_file():
+        return folder
+    try:
+        obj = load_recorded_object(gs.object_source, gs.object_scale, gs.object_hash, where=f"{gs.object_name} ({gs.hand})")
+    except (GraspforgeError, OSError, ValueError) as e:
+        raise ExportError(f"cannot write the object of {gs.object_name!r} for DexGraspBench: {e}") from e
+    pieces, origin = collision_pieces(obj)
+    volume = 0.0
+    for i, (v, f) in enumerate(pieces):
+        m = trimesh.Trimesh(np.asarray(v), np.asarray(f), process=False)
+        volume += abs(float(m.volume))
+        atomic_write_bytes(folder / "urdf" / "meshes" / f"convex_piece_{i:03d}.obj", m.export(file_type="obj").encode())
+    mesh = trimesh.Trimesh(np.asarray(obj.vertices), np.asarray(obj.faces), process=False)
+    atomic_write_bytes(folder / "mesh" / "simplified.obj", mesh.export(file_type="obj").encode())
+    atomic_write_json(info, {"mass": DGB_DENSITY * volume, "density": DGB_DENSITY, "scale": 1.0,
+                             "graspforge": {"object": gs.object_name, "source": gs.object_source, "scale": gs.object_scale,
+                                            "content_hash": gs.object_hash, "pieces": len(pieces), "pieces_from": origin}})
+    return folder
+
+
+def write_dexgraspbench(gs: GraspSet, out: str | Path, alignment=None) -> list[Path]:
+    """``OUT/HAND/graspdata/TYPE/OBJECT/I.npy``: one DexGraspBench dict per grasp, and the object in
+    its layout (:func:`write_dexgraspbench_object`). ``OUT/HAND`` is what DexGraspBench calls a
+    ``save_dir``.
+
+    With ``alignment`` (:class:`graspforge.hands.alignment.HandAlignment` of the hand to a
+    DexGraspBench MJCF) the qpos vectors are in DexGraspBench's hand model: the pose of its MJCF
+    frame and its joints in its order; without, in graspforge's (root link, ``joint_names``), which
+    DexGraspBench cannot execute."""
+    obj_dir = write_dexgraspbench_object(gs, out)
+    folder = Path(out) / gs.hand / "graspdata" / gs.grasp_type / _object_stem(gs)
+    pos, quat = gs.root_position, gs.root_quaternion
+    joints = {"pregrasp_qpos": gs.pregrasp_joint_positions, "grasp_qpos": gs.joint_positions, "squeeze_qpos": gs.squeeze_joint_positions}
+    names = list(gs.joint_names)
+    if alignment is not None:
+        pos, quat = alignment.root_pose(pos, quat)
+        joints = {k: alignment.joints(v) for k, v in joints.items()}
+        names = list(alignment.joint_names)
+    pose = np.concatenate([pos, quat], 1)
     paths = []
-    pose = np.concatenate([gs.root_position, gs.root_quaternion], 1)
     for i in range(len(gs)):
         d = {
-            "obj_path": gs.object_source, "obj_scale": float(gs.object_scale),
+            "obj_path": str(obj_dir.resolve()), "obj_scale": 1.0,
             "obj_pose": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
-            "pregrasp_qpos": np.concatenate([pose[i], gs.pregrasp_joint_positions[i]]),
-            "grasp_qpos": np.concatenate([pose[i], gs.joint_positions[i]]),
-            "squeeze_qpos": np.concatenate([pose[i], gs.squeeze_joint_positions[i]]),
-            "joint_names": list(gs.joint_names), "hand": gs.hand, "grasp_type": gs.grasp_type, "energy": float(gs.energy[i]),
+            **{k: np.concatenate([pose[i], v[i]]) for k, v in joints.items()},
+            "joint_names": names, "hand": gs.hand, "hand_model": alignment.model if alignment is not None else gs.hand,
+            "grasp_type": gs.grasp_type, "energy": float(gs.energy[i]), "graspforge_index": i,
         }
         p = folder / f"{i}.npy"
         atomic_write_bytes(p, _npy_bytes(d))
@@ -242,10 +292,13 @@ def write_dexgraspbench(gs: GraspSet, out: str | Path) -> list[Path]:
 WRITERS = {"dexgraspnet": write_dexgraspnet, "graspqp": write_graspqp, "dexgraspbench": write_dexgraspbench}
 
 
-def export_grasp_set(gs: GraspSet, fmt: str, out: str | Path) -> list[Path]:
-    """Write ``gs`` in format ``fmt`` under folder ``out``; returns the files written."""
+def export_grasp_set(gs: GraspSet, fmt: str, out: str | Path, alignment=None) -> list[Path]:
+    """Write ``gs`` in format ``fmt`` under folder ``out``; returns the files written.
+    ``alignment`` (dexgraspbench only): the hand in DexGraspBench's model."""
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if fmt == "dexgraspbench":
+        return write_dexgraspbench(gs, out, alignment)
     return WRITERS[fmt](gs, out)
 
 
@@ -364,33 +417,113 @@ def read_dexgraspbench(paths: list[str | Path], joint_names: list[str] | None = 
 
 
 # -- whole datasets --------------------------------------------------------------------------
-def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None) -> dict:
-    """Export every job's grasp file of dataset ``root`` to ``out`` (default ``ROOT/exports/FMT``).
-
-    Writes ``out/manifest.json`` (format, conventions, one entry per job) last; rerunning rewrites
-    the same files. Returns the manifest.
-    """
+def _grasp_files(source: Path) -> tuple[list[tuple[str, Path]], str | None]:
+    """(job, grasp file) pairs of a dataset folder, a folder of grasp files or one grasp file, and the
+    dataset root (None for loose files)."""
     from .build import read_dataset_index
 
+    if source.is_dir() and ((source / "dataset.toml").is_file() or (source / "index.json").is_file()):
+        return [(row["job"], source / row["file"]) for row in read_dataset_index(source)], str(source.resolve())
+    if source.is_dir():
+        files = sorted(p for p in source.glob("*.npz") if not p.name.startswith("."))
+        if not files:
+            raise ExportError(f"{source}: neither a graspforge dataset nor a folder of grasp files (.npz)")
+        return [(p.stem, p) for p in files], None
+    if source.is_file():
+        return [(source.stem, source)], None
+    raise ExportError(f"{source}: no such file or folder")
+
+
+def _alignments(sets: list[GraspSet], hand_models: list[str | Path]) -> tuple[dict, list[str]]:
+    """For each hand among ``sets``: its alignment to the first of ``hand_models`` (MJCF files) that
+    fits, and notes on the hands none fits."""
+    from ..errors import HandLoadError
+    from ..hands import load_hand_description
+    from ..hands.alignment import align_to_mjcf
+
+    out, notes = {}, []
+    for hand in sorted({gs.hand for gs in sets}):
+        try:
+            desc = load_hand_description(hand)
+        except GraspforgeError as e:
+            raise ExportError(f"grasps of hand {hand!r}: cannot load the hand to align it ({e})") from e
+        tried = []
+        for xml in hand_models:
+            try:
+                out[hand] = align_to_mjcf(desc, xml)
+                break
+            except HandLoadError as e:
+                tried.append(str(e))
+        if hand not in out:
+            notes.append(f"{hand}: no DexGraspBench hand model fits ({'; '.join(tried) or 'none given'}): its poses are graspforge's "
+                         "root link and joints, which DexGraspBench cannot execute")
+    return out, notes
+
+
+def export_grasps(sources: list[str | Path], fmt: str, out: str | Path | None = None,
+                  hand_models: list[str | Path] = ()) -> dict:
+    """Export grasp files to ``out``: every job of each dataset folder in ``sources``, every grasp
+    file of a folder, or single grasp files. ``out`` defaults to ``ROOT/exports/FMT`` for one dataset.
+
+    ``hand_models`` (dexgraspbench): MJCF files of DexGraspBench's hands; each grasp set's hand is
+    aligned to the one that fits (:func:`graspforge.hands.alignment.align_to_mjcf`) and its grasps
+    are written in that model. Writes ``out/manifest.json`` (format, conventions, one entry per job,
+    warnings) last; rerunning rewrites the same files. Returns the manifest.
+    """
     if fmt not in WRITERS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    root = Path(root)
-    rows = read_dataset_index(root)
-    out = Path(out) if out is not None else root / "exports" / fmt
-    entries = []
-    for row in rows:
-        gs = GraspSet.load(root / row["file"])
-        files = export_grasp_set(gs, fmt, out) if len(gs) else []
-        entries.append({"job": row["job"], "object": gs.object_name, "object_source": gs.object_source, "object_scale": gs.object_scale,
-                        "hand": gs.hand, "grasp_type": gs.grasp_type, "grasps": len(gs), "joint_names": list(gs.joint_names),
-                        "files": [str(f.relative_to(out)) for f in files]})
+    if not sources:
+        raise ExportError("nothing to export: give a dataset folder, grasp files or folders of them")
+    jobs, roots = [], []
+    for src in sources:
+        pairs, root = _grasp_files(Path(src))
+        jobs += pairs
+        roots.append(root)
+    if out is None:
+        if len(roots) != 1 or roots[0] is None:
+            raise ExportError("give --out: the default (DATASET/exports/FORMAT) needs exactly one dataset folder")
+        out = Path(roots[0]) / "exports" / fmt
+    out = Path(out)
+    sets = [GraspSet.load(p) for _, p in jobs]
+    aligned, notes = _alignments(sets, list(hand_models)) if fmt == "dexgraspbench" and hand_models else ({}, [])
+    entries, warnings = [], list(notes)
+    for (job, _), gs in zip(jobs, sets):
+        al = aligned.get(gs.hand)
+        files = export_grasp_set(gs, fmt, out, al) if len(gs) else []
+        entry = {"job": job, "object": gs.object_name, "object_source": gs.object_source, "object_scale": gs.object_scale,
+                 "hand": gs.hand, "grasp_type": gs.grasp_type, "grasps": len(gs), "joint_names": list(gs.joint_names),
+                 "files": [str(f.relative_to(out)) for f in files]}
+        if al is not None:
+            outside = {k: int(al.outside_range(al.joints(v)).sum()) for k, v in
+                       (("pregrasp", gs.pregrasp_joint_positions), ("grasp", gs.joint_positions), ("squeeze", gs.squeeze_joint_positions))}
+            entry["hand_model"] = {"model": al.model, "joint_names": al.joint_names, "outside_range": outside}
+            if any(outside.values()):
+                warnings.append(f"{job}: grasps with joint targets outside {al.model}'s ranges (its actuators clamp them): "
+                                + ", ".join(f"{k} {v}/{len(gs)}" for k, v in outside.items()))
+        entries.append(entry)
     manifest = {
-        "format": fmt, "dataset": str(root.resolve()), "jobs": entries,
+        "format": fmt, "sources": [str(Path(s).resolve()) for s in sources], "jobs": entries, "warnings": warnings,
         "conventions": "hand root-link pose in the object frame (m; quaternions w-x-y-z; DexGraspNet rotations as sxyz Euler "
                        "angles); joints in joint_names order; object = object_source mesh scaled by object_scale",
     }
+    if aligned:
+        manifest["hand_models"] = {}
+        for h, a in aligned.items():
+            ours = next(list(gs.joint_names) for gs in sets if gs.hand == h)
+            manifest["hand_models"][h] = {
+                "model": a.model, "rotation": a.rotation.tolist(), "translation_m": a.translation.tolist(), "anchor_error_m": a.error,
+                # their joint -> [our joint, sign]
+                "joints": {n: [ours[int(src)], int(sg)] for n, src, sg in zip(a.joint_names, a.source, a.sign)},
+            }
+        manifest["conventions"] = ("dexgraspbench, aligned hands: qpos = [pose of the hand model's MJCF frame in the object frame "
+                                   "(m, w-x-y-z), its joints in its order]; objects in objects/ (metres, obj_scale 1)")
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def export_dataset(root: str | Path, fmt: str, out: str | Path | None = None, hand_models: list[str | Path] = ()) -> dict:
+    """Export every job's grasp file of dataset ``root`` (see :func:`export_grasps`)."""
+    return export_grasps([root], fmt, out, hand_models)
 
 
 def read_export(path: str | Path, fmt: str, joint_names: list[str] | None = None) -> ExportedGrasps:

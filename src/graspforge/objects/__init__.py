@@ -8,7 +8,7 @@ shapes, and :class:`ObjectModel` with cached signed distance, surface points and
 
 from .decomposition import coacd_pieces, collision_pieces, shipped_pieces
 from .loading import MESH_SUFFIXES, LoadedMesh, find_mesh_files, load_mesh
-from .model import ObjectModel, load_object, load_objects, make_object, occupancy_mass_properties
+from .model import ObjectModel, load_object, load_objects, load_recorded_object, make_object, occupancy_mass_properties
 from .procedural import BUILTIN_OBJECTS, builtin_parameters, parse_object_spec
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "load_mesh",
     "load_object",
     "load_objects",
+    "load_recorded_object",
     "make_object",
     "occupancy_mass_properties",
     "parse_object_spec",

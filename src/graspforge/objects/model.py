@@ -413,3 +413,15 @@ def load_objects(
                 raise
             warnings.warn(f"skipping {item}: {exc}", UserWarning, stacklevel=2)
     return objects
+
+
+def load_recorded_object(source: str, scale: float, content_hash: str | None = None, where: str = "grasp set") -> ObjectModel:
+    """The object a grasp file was made for, from its recorded ``source`` (a mesh path or
+    ``builtin:SPEC``) and ``scale``; with ``content_hash``, checked to be the same mesh
+    (:class:`MeshLoadError` naming both hashes otherwise)."""
+    spec = source[len("builtin:"):] if source.startswith("builtin:") else source
+    obj = load_object(spec, scale=scale)
+    if content_hash and obj.content_hash != content_hash:
+        raise MeshLoadError(f"{where}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
+                            f"(content hash {obj.content_hash[:12]} != {content_hash[:12]})")
+    return obj

@@ -1,0 +1,105 @@
+"""Aligning a hand to another project's model of it (the DexGraspBench export): frame transform,
+joint correspondence and signs recovered by forward kinematics, checked on an MJCF built here from
+the built-in Allegro hand with a moved frame, shuffled joint order, flipped axes and anchors slid
+along their axes; models of another hand are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from graspforge.errors import HandLoadError
+from graspforge.hands import load_hand_description
+from graspforge.hands.alignment import align_to_mjcf
+
+
+def _mjcf(desc, path, root_R, root_p, flip=(), slide=(), reverse=True, nudge=None, drop=None):
+    """Write an MJCF of ``desc``'s kinematic tree: root body at (root_R, root_p) in the world,
+    children added in reverse order (another joint order), axes of the joints in ``flip`` negated,
+    anchors of those in ``slide`` moved 1 cm along their axis, ``nudge`` = (joint, offset) moved off
+    its axis, ``drop`` a joint left out."""
+    import mujoco
+
+    tree = desc.tree
+    spec = mujoco.MjSpec()
+    spec.compiler.degree = False
+    q = Rotation.from_matrix(root_R).as_quat()[[3, 0, 1, 2]]
+    bodies = {0: spec.worldbody.add_body(name=tree.link_names[0], pos=root_p, quat=q)}
+    bodies[0].add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0])
+    order = list(range(1, tree.num_links))
+    children = {l: [c for c in order if tree.parent[c] == l] for l in range(tree.num_links)}
+
+    def add(l):
+        for c in (reversed(children[l]) if reverse else children[l]):
+            T = tree.origin[c]
+            qc = Rotation.from_matrix(T[:3, :3]).as_quat()[[3, 0, 1, 2]]
+            b = bodies[l].add_body(name=tree.link_names[c], pos=T[:3, 3], quat=qc)
+            b.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.005, 0, 0])
+            j = tree.q_index[c]
+            if j >= 0 and desc.joint_names[j] != drop:
+                name = desc.joint_names[j]
+                axis = tree.axis[c] / np.linalg.norm(tree.axis[c]) * (-1 if name in flip else 1)
+                pos = 0.01 * axis if name in slide else np.zeros(3)
+                if nudge and nudge[0] == name:
+                    pos = pos + nudge[1]
+                lo, hi = tree.lower[j], tree.upper[j]
+                if name in flip:
+                    lo, hi = -hi, -lo
+                b.add_joint(name=f"their_{name}", type=mujoco.mjtJoint.mjJNT_HINGE, axis=axis, pos=pos, range=[lo, hi])
+            bodies[c] = b
+            add(c)
+
+    add(0)
+    spec.compile()
+    path.write_text(spec.to_xml())
+    return path
+
+
+@pytest.fixture(scope="module")
+def allegro():
+    return load_hand_description("allegro")
+
+
+def test_alignment_recovers_frame_joint_order_and_signs(allegro, tmp_path):
+    R0 = Rotation.from_euler("zyx", [-90, 20, 5], degrees=True).as_matrix()
+    p0 = np.array([0.03, -0.01, 0.2])
+    flip = {"index_joint_1", "thumb_joint_2"}
+    slide = {"middle_joint_0", "ring_joint_3"}
+    path = _mjcf(allegro, tmp_path / "hand.xml", R0, p0, flip, slide)
+    a = align_to_mjcf(allegro, path)
+    # their frame in our root frame: p_ours = R0^T (p_theirs - p0); the MJCF text rounds numbers to
+    # ~1e-7, which bounds how exactly they can be recovered
+    np.testing.assert_allclose(a.rotation, R0.T, atol=1e-5)
+    np.testing.assert_allclose(a.translation, -R0.T @ p0, atol=1e-6)
+    assert a.error < 1e-6
+    ours = [allegro.joint_names[i] for i in a.source]
+    assert [f"their_{n}" for n in ours] == a.joint_names  # every joint found, whatever the order
+    assert a.joint_names != [f"their_{n}" for n in allegro.joint_names]  # the order did differ
+    for n, s in zip(ours, a.sign):
+        assert s == (-1 if n in flip else 1), n
+    # their joint vector for ours, and back to the same link positions: a pose and joints mapped
+    # through the alignment put their hand where ours is
+    q = allegro.tree.lower + 0.6 * (allegro.tree.upper - allegro.tree.lower)
+    qt = a.joints(q)
+    i = a.joint_names.index("their_index_joint_1")
+    assert qt[i] == -q[allegro.joint_names.index("index_joint_1")]
+    assert not a.outside_range(qt[None])[0]
+    pos, quat = a.root_pose(np.array([[0.1, 0.0, -0.05]]), np.array([[1.0, 0.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(pos[0], [0.1, 0.0, -0.05] + a.translation, atol=1e-12)
+    np.testing.assert_allclose(Rotation.from_quat(quat[0, [1, 2, 3, 0]]).as_matrix(), a.rotation, atol=1e-12)
+
+
+def test_alignment_refuses_another_hand(allegro, tmp_path):
+    R0, p0 = np.eye(3), np.zeros(3)
+    nudged = _mjcf(allegro, tmp_path / "nudged.xml", R0, p0, nudge=("ring_joint_1", np.array([0.0, 0.012, 0.0])))
+    with pytest.raises(HandLoadError, match="mm"):
+        align_to_mjcf(allegro, nudged)
+    fewer = _mjcf(allegro, tmp_path / "fewer.xml", R0, p0, drop="thumb_joint_3")
+    with pytest.raises(HandLoadError, match="15 hinge/slide joints"):
+        align_to_mjcf(allegro, fewer)
+    with pytest.raises(HandLoadError, match="not found"):
+        align_to_mjcf(allegro, tmp_path / "missing.xml")
+    (tmp_path / "broken.xml").write_text("<mujoco><worldbody><body")
+    with pytest.raises(HandLoadError, match="MuJoCo"):
+        align_to_mjcf(allegro, tmp_path / "broken.xml")
