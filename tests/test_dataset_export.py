@@ -158,7 +158,13 @@ def test_hostile_pickles_are_refused(tmp_path, monkeypatch):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), fmt=st.sampled_from(EXPORT_FORMATS))
 def test_corrupted_exports_give_a_clear_error(tmp_path_factory, data, fmt):
-    tmp = tmp_path_factory.mktemp("c")
+    import shutil
+
+    # one folder, emptied per example: the dexgraspbench files hold the object's absolute path, and
+    # hypothesis replays need files of the same length
+    tmp = tmp_path_factory.getbasetemp() / "corrupt"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
     gs = _real_object(make_set(N=3, seed=5))
     files = export_grasp_set(gs, fmt, tmp)
     victim = files[0]
