@@ -122,6 +122,15 @@ def test_grasps_do_not_depend_on_their_batch(hand):
     fresh_a = alone.fresh(torch.tensor(7))
     fresh_b = paired.fresh(torch.tensor(7))
     torch.testing.assert_close(fresh_a[0], fresh_b[0][4:])
+    # whole runs, MALA* resets included: bit for bit on the CPU kernels (per-grasp random numbers,
+    # per-object statistics, per-grasp kernels and QP)
+    run = _cfg(grasps=4, **{"optimizer.iterations": 40, "optimizer.reset_every": 15, "optimizer.reset_stop_before_end": 0,
+                            "optimizer.refine_fraction": 0.2})
+    a = synthesize(hand, [box], run).grasp_sets[0]
+    b = synthesize(hand, [sphere, box], run).grasp_sets[1]
+    for name in ("joint_positions", "root_position", "root_quaternion", "energy", "squeeze_joint_positions"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    np.testing.assert_array_equal(a.contact_indices, b.contact_indices)
 
 
 def test_random_numbers_are_uniform_and_independent():

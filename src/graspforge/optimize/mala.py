@@ -27,6 +27,10 @@ from .rng import CounterRNG
 # random-number stream of the steps (the counter tells steps apart): per grasp, K uniforms decide
 # which contacts are resampled, K more pick the new candidates, one decides acceptance
 _S_STEP = 1
+# re-initialisations draw fresh grasps (the initialiser's own streams) at counter
+# iteration * _RESET_KINDS + purpose; purpose 0 is the first grasps of the run
+_RESET_KINDS = 8
+_MALA_STAR_RESET, _NONFINITE_RESET = 1, 2
 
 
 class EnergyFunction(Protocol):
@@ -101,7 +105,8 @@ class GraspOptimizer:
         self.contacts = contacts.clone()
         self.k = torch.zeros(B, dtype=torch.long, device=dev)
         self.ema = torch.zeros_like(self.pose)
-        # device-side counters: random draws, accepted proposals, MALA* resets, non-finite proposals
+        # device-side counters: the step's random draws (one per step, the same for every grasp),
+        # accepted proposals, MALA* resets, non-finite proposals
         self.counter = torch.ones((), dtype=torch.int64, device=dev)
         self._n_accepted = torch.zeros((), dtype=torch.int64, device=dev)
         self._n_resets = torch.zeros((), dtype=torch.int64, device=dev)
@@ -161,10 +166,15 @@ class GraspOptimizer:
             T = T * (1 + phi)
         return T
 
-    def _reset_rows(self, mask: torch.Tensor) -> None:
-        """Re-initialise the grasps in ``mask`` (B,) bool and evaluate them; no host round trip."""
-        pose, contacts = self.fresh(self.counter)
-        self.counter += 1
+    def _reset_rows(self, mask: torch.Tensor, purpose: int) -> None:
+        """Re-initialise the grasps in ``mask`` (B,) bool and evaluate them; no host round trip.
+
+        The fresh grasps' random numbers are keyed by (iteration, ``purpose``): never by how many
+        resets other grasps of the batch needed before, so a grasp's run does not depend on the
+        batch it is in. Purposes: 1 MALA* reset, 2.. repairs of non-finite grasps (per try).
+        """
+        counter = torch.tensor(self.iteration * _RESET_KINDS + purpose, dtype=torch.int64, device=self.pose.device)
+        pose, contacts = self.fresh(counter)
         m = mask[:, None]
         self.pose.copy_(torch.where(m, pose.to(self.pose.dtype), self.pose))
         self.contacts.copy_(torch.where(m, contacts, self.contacts))
@@ -183,13 +193,13 @@ class GraspOptimizer:
 
     def _fix_nonfinite(self, tries: int = 5) -> None:
         """Re-initialise grasps whose state or last proposal was non-finite (reads one count)."""
-        for _ in range(tries):
+        for attempt in range(min(tries, _RESET_KINDS - _NONFINITE_RESET)):
             bad = ~torch.isfinite(self.energy) | ~torch.isfinite(self.grad).all(-1) | self._nonfinite
             n = int(bad.sum())
             if not n:
                 return
             self.stats.nan_resets += n
-            self._reset_rows(bad)
+            self._reset_rows(bad, _NONFINITE_RESET + attempt)
 
     # -- the loop ------------------------------------------------------------------------------
     def _step_body(self) -> None:
@@ -227,7 +237,7 @@ class GraspOptimizer:
     def _mala_star_reset(self) -> None:
         lag = self.z_scores() > self.cfg.reset_z
         self._n_resets += lag.sum()
-        self._reset_rows(lag)
+        self._reset_rows(lag, _MALA_STAR_RESET)
 
     def sync(self) -> OptimizerStats:
         """Read the device counters into :attr:`stats` and re-initialise non-finite grasps (one host
