@@ -115,13 +115,15 @@ def _colliding_mesh_geoms(xml: Path, mesh_names: set[str]) -> set[str]:
     return out
 
 
-def graspforge_verdicts(files: list[Path], protocol: str, workers: int) -> dict[str, np.ndarray]:
-    """Per grasp file: graspforge's success array under ``protocol`` (evaluating files that lack it)."""
+def graspforge_verdicts(files: list[Path], protocol: str, workers: int, hand: str | None) -> dict[str, np.ndarray]:
+    """Per grasp file: graspforge's success array under ``protocol`` (evaluating files that lack it,
+    with the hand source ``hand`` when given)."""
     from graspforge.dataset.grasp_set import GraspSet
 
     todo = [f for f in files if f"eval_{protocol}_success" not in GraspSet.load(f).extra]
     if todo:
         cmd = [sys.executable, "-m", "graspforge.cli.main", "evaluate", *map(str, todo), "--protocol", protocol, "--workers", str(workers)]
+        cmd += ["--hand", hand] if hand else []
         subprocess.run(cmd, check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
     return {f.name: np.asarray(GraspSet.load(f).extra[f"eval_{protocol}_success"], bool) for f in files}
 
@@ -134,6 +136,8 @@ def main() -> int:
     ap.add_argument("--hand", default="allegro", help="DexGraspBench hand (assets/hand/HAND), e.g. allegro, shadow, leap")
     ap.add_argument("--work", type=Path, default=Path("dgb-work"))
     ap.add_argument("--protocol", default="strict", help="graspforge's protocol to compare with")
+    ap.add_argument("--graspforge-hand", default=None, help="the hand source the grasps were made with, when not built in "
+                    "(e.g. DexGraspBench's own MJCF imported: the fairest comparison, both simulate the same hand)")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     args = ap.parse_args()
     if not (args.dgb / "src" / "main.py").is_file():
@@ -147,12 +151,13 @@ def main() -> int:
     for g in args.grasps:
         files += sorted(g.glob("*.npz")) if g.is_dir() else [g]
     t0 = time.perf_counter()
-    ours = graspforge_verdicts(files, args.protocol, args.workers)
+    ours = graspforge_verdicts(files, args.protocol, args.workers, args.graspforge_hand)
     xml = prepare(args.dgb, args.hand, work)
     export = work / "export"
     if export.exists():
         shutil.rmtree(export)
-    manifest = export_grasps(files, "dexgraspbench", export, hand_models=[xml])
+    manifest = export_grasps(files, "dexgraspbench", export, hand_models=[xml],
+                             hand_sources=[args.graspforge_hand] if args.graspforge_hand else [])
     if not manifest.get("hand_models"):
         raise SystemExit("; ".join(manifest.get("warnings", [])) or "the hand did not align to DexGraspBench's model")
     hands = sorted({j["hand"] for j in manifest["jobs"]})

@@ -203,3 +203,41 @@ def test_shipped_pieces_in_either_unit_and_foreign_pieces(tmp_path):
     with pytest.warns(UserWarning, match="do not belong"):
         pieces, how = collision_pieces(load_object(folder, scale=0.001))
     assert how == "convex" and np.allclose(np.ptp(pieces[0][0], 0), [0.04, 0.06, 0.08])
+
+
+def test_dexgraspbench_protocol_builds_its_constants(panda_box):
+    """The ``dexgraspbench`` protocol's scene carries DexGraspBench's constants: a hand root welded to a
+    mocap body, its hand contact solref/solimp, undamped kp servos, joint damping, no armature; the
+    clamped box still holds, and the servo targets move in 10 jumps per ramp."""
+    import mujoco
+
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("dexgraspbench").validate()
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    m = scene.model
+    assert m.nmocap == 1 and [int(t) for t in m.eq_type].count(int(mujoco.mjtEq.mjEQ_WELD)) == 1
+    hand_geoms = np.flatnonzero(scene.hand_body_mask[m.geom_bodyid])
+    np.testing.assert_allclose(m.geom_solref[hand_geoms], [[0.005, 1.0]] * len(hand_geoms))
+    np.testing.assert_allclose(m.geom_solimp[hand_geoms][:, :3], [[0.5, 0.99, 0.0001]] * len(hand_geoms))
+    hinge_or_slide = [j for j in range(m.njnt) if int(m.jnt_type[j]) != int(mujoco.mjtJoint.mjJNT_FREE)]
+    assert np.all(m.dof_armature[m.jnt_dofadr[hinge_or_slide]] == 0)
+    assert np.allclose(m.dof_damping[m.jnt_dofadr[hinge_or_slide]], 0.1)
+    assert np.all(m.actuator_biasprm[:, 2] == 0)  # no velocity term: kp alone, as DexGraspBench's <position kp=5>
+    sim = GraspSimulator(scene, physics)
+    seen = []
+    orig = mujoco.mj_step
+
+    def spy(model, data, *a):
+        seen.append(float(data.ctrl[0]))
+        return orig(model, data, *a)
+
+    mujoco.mj_step = spy
+    try:
+        sim._ramp(np.array([0.04]), np.array([0.02]), physics.grasp_seconds)
+    finally:
+        mujoco.mj_step = orig
+    assert len(seen) == 100 and len(set(np.round(seen, 12))) == 10  # 10 targets, each held 10 steps
+    r = simulate_grasps(scene, physics, _grasp(root, touch + 0.01, touch, touch - 0.005))[0]
+    assert r["success"] and r["reason"] == HELD
+    with pytest.raises(Exception):
+        PhysicsConfig(root="floating").validate()

@@ -206,7 +206,7 @@ class GenerateConfig:
         return self
 
 
-PROTOCOLS = ("strict", "reference")
+PROTOCOLS = ("strict", "reference", "dexgraspbench")
 DIRECTIONS = {"+x": (1, 0, 0), "-x": (-1, 0, 0), "+y": (0, 1, 0), "-y": (0, -1, 0), "+z": (0, 0, 1), "-z": (0, 0, -1), "0": (0, 0, 0)}
 
 
@@ -257,6 +257,16 @@ class PhysicsConfig:
     armature_prismatic: float = 0.1  # kg
     hand_density: float = 1000.0  # kg / m^3, link masses from their collision geometry
     open_pose_touch: float = 0.0005  # m, link pairs closer than this in the open pose never collide
+    exclude_open_pose_contacts: bool = True  # False: only MuJoCo's parent/child filter
+    # Contact model of the hand's geoms ([] = MuJoCo's defaults: solref 0.02 1, solimp 0.9 0.95 0.001)
+    hand_solref: list[float] = field(default_factory=list)
+    hand_solimp: list[float] = field(default_factory=list)
+    joint_damping: float = 0.0  # N m s / rad on every hand joint
+    servo_dampratio: float = 1.0  # position servos' damping as a ratio of critical (0: none)
+    root: str = "fixed"  # the hand root: "fixed" in the world, or "weld": free, welded to a mocap body
+    penetration_check: str = "both"  # where initial penetration is gated: "both" (pre-grasp and grasp) or "pregrasp"
+    ramp_steps: int = 0  # servo targets move in this many equal jumps per ramp (0: every time step)
+    track: str = "com"  # the object point whose travel is measured: "com" or "origin" (of its mesh frame)
 
     def validate(self) -> "PhysicsConfig":
         if self.integrator not in ("euler", "implicit", "implicitfast", "rk4"):
@@ -267,6 +277,12 @@ class PhysicsConfig:
             raise ConfigError("physics.condim must be 1, 3, 4 or 6")
         if self.success_rule not in ("all", "any"):
             raise ConfigError("physics.success_rule must be all or any")
+        if self.root not in ("fixed", "weld") or self.penetration_check not in ("both", "pregrasp") or self.track not in ("com", "origin"):
+            raise ConfigError("physics: root fixed|weld, penetration_check both|pregrasp, track com|origin")
+        if len(self.hand_solref) not in (0, 2) or len(self.hand_solimp) not in (0, 3, 5):
+            raise ConfigError("physics: hand_solref takes 2 numbers, hand_solimp 3 or 5 ([] for MuJoCo's defaults)")
+        if self.ramp_steps < 0 or self.joint_damping < 0 or self.servo_dampratio < 0:
+            raise ConfigError("physics: ramp_steps, joint_damping and servo_dampratio must be >= 0")
         for name in ("timestep", "object_mass", "pull_seconds", "max_translation", "max_rotation_deg", "check_every",
                      "kp_revolute", "kp_prismatic", "hand_density"):
             if not getattr(self, name) > 0:
@@ -287,9 +303,29 @@ class PhysicsConfig:
 
 
 def physics_protocol(name: str) -> PhysicsConfig:
-    """The named protocol: ``strict`` (DexGraspBench-like) or ``reference`` (GraspQP's Isaac Lab test)."""
+    """The named protocol: ``strict`` (DexGraspBench-like), ``dexgraspbench`` (DexGraspBench's own
+    test, constant by constant) or ``reference`` (GraspQP's Isaac Lab test)."""
     if name == "strict":
         return PhysicsConfig()
+    if name == "dexgraspbench":
+        # DexGraspBench (github.com/JYChen18/DexGraspBench, commit 1e7a5a6), src/util/hand_util.py,
+        # src/task/eval_func/{base,fc_mocap}.py, config/task/eval.yaml and its hand XMLs:
+        # - hand geoms solref (0.005, 1), solimp (0.5, 0.99, 0.0001) (MjHO._add_hand);
+        # - hand root: a free joint welded to a mocap body, weld solimp (0.9, 0.95, 0.001, 0.5, 2);
+        # - position actuators kp 5 without damping, joint damping 0.1 (Allegro XML), no armature;
+        # - servo targets in 10 jumps per 0.4 s ramp (control_hand_with_interp: 10 x 10 steps);
+        # - initial penetration gated at the pre-grasp pose only (max_pene 0.01, hand-object and hand-hand);
+        # - (DexGraspBench excludes no contacts beyond MuJoCo's parent/child filter; graspforge keeps
+        #   its exclusion of link pairs touching in the open pose, because the collision geometry
+        #   it simulates, its own description of the hand, overlaps there: without it 16 of 16
+        #   apple grasps failed the penetration gate that DexGraspBench's boxes pass)
+        # - travel of the object's frame origin (its qpos), checked every 50 steps (0.2 s) of the 2 s pull;
+        # - friction 0.6 / 0.02, condim 4, elliptic cones, noslip 2, impratio 10, 0.1 kg, 1 N pulls: as strict.
+        return PhysicsConfig(
+            protocol="dexgraspbench", hand_solref=[0.005, 1.0], hand_solimp=[0.5, 0.99, 0.0001], root="weld",
+            armature_revolute=0.0, armature_prismatic=0.0, servo_dampratio=0.0, joint_damping=0.1, ramp_steps=10,
+            penetration_check="pregrasp", track="origin", check_every=0.2,
+        )
     if name == "reference":
         # METHOD.md s. 8: 0.2 kg, friction 1.0, 3 N pulls along +-z, +-x, +-y, 0.5 s each in three
         # 1.5 s phases reset between them, fail beyond 3 cm, a trial passes if ANY phase held, a grasp

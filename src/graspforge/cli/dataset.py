@@ -58,6 +58,8 @@ def add_parser(sub) -> None:
     e.add_argument("--hand-model", action="append", default=[], metavar="MJCF",
                    help="dexgraspbench: a DexGraspBench hand model (e.g. DGB/assets/hand/allegro/right_hand.xml); each hand is "
                    "aligned to the one that fits by forward kinematics of both, and its grasps are written in that model")
+    e.add_argument("--hand", action="append", default=[], metavar="SOURCE",
+                   help="with --hand-model: a hand folder or URDF/MJCF file the grasps were made with (hands not built in or imported)")
     e.set_defaults(func=cmd_export)
 
 
@@ -106,7 +108,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.hand_model and args.format != "dexgraspbench":
         raise SystemExit("graspforge: error: --hand-model is for --format dexgraspbench")
-    m = export_grasps(args.sources, args.format, args.out, args.hand_model)
+    m = export_grasps(args.sources, args.format, args.out, args.hand_model, args.hand)
     out = Path(args.out) if args.out else Path(args.sources[0]) / "exports" / args.format
     n_files = sum(len(j["files"]) for j in m["jobs"])
     n_grasps = sum(j["grasps"] for j in m["jobs"])

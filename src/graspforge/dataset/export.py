@@ -434,19 +434,24 @@ def _grasp_files(source: Path) -> tuple[list[tuple[str, Path]], str | None]:
     raise ExportError(f"{source}: no such file or folder")
 
 
-def _alignments(sets: list[GraspSet], hand_models: list[str | Path]) -> tuple[dict, list[str]]:
+def _alignments(sets: list[GraspSet], hand_models: list[str | Path], hand_sources: list[str | Path] = ()) -> tuple[dict, list[str]]:
     """For each hand among ``sets``: its alignment to the first of ``hand_models`` (MJCF files) that
-    fits, and notes on the hands none fits."""
+    fits, and notes on the hands none fits. Hands are loaded by name, or from ``hand_sources``
+    (folders, URDF/MJCF files) whose description carries the grasp files' hand name."""
     from ..errors import HandLoadError
     from ..hands import load_hand_description
     from ..hands.alignment import align_to_mjcf
 
+    given = {}
+    for src in hand_sources:
+        d = load_hand_description(str(src))
+        given[d.name] = d
     out, notes = {}, []
     for hand in sorted({gs.hand for gs in sets}):
         try:
-            desc = load_hand_description(hand)
+            desc = given[hand] if hand in given else load_hand_description(hand)
         except GraspforgeError as e:
-            raise ExportError(f"grasps of hand {hand!r}: cannot load the hand to align it ({e})") from e
+            raise ExportError(f"grasps of hand {hand!r}: cannot load the hand to align it ({e}); name its source with --hand") from e
         tried = []
         for xml in hand_models:
             try:
@@ -461,13 +466,14 @@ def _alignments(sets: list[GraspSet], hand_models: list[str | Path]) -> tuple[di
 
 
 def export_grasps(sources: list[str | Path], fmt: str, out: str | Path | None = None,
-                  hand_models: list[str | Path] = ()) -> dict:
+                  hand_models: list[str | Path] = (), hand_sources: list[str | Path] = ()) -> dict:
     """Export grasp files to ``out``: every job of each dataset folder in ``sources``, every grasp
     file of a folder, or single grasp files. ``out`` defaults to ``ROOT/exports/FMT`` for one dataset.
 
     ``hand_models`` (dexgraspbench): MJCF files of DexGraspBench's hands; each grasp set's hand is
     aligned to the one that fits (:func:`graspforge.hands.alignment.align_to_mjcf`) and its grasps
-    are written in that model. Writes ``out/manifest.json`` (format, conventions, one entry per job,
+    are written in that model; ``hand_sources`` load hands that are not built-in or imported by name.
+    Writes ``out/manifest.json`` (format, conventions, one entry per job,
     warnings) last; rerunning rewrites the same files. Returns the manifest.
     """
     if fmt not in WRITERS:
@@ -485,7 +491,7 @@ def export_grasps(sources: list[str | Path], fmt: str, out: str | Path | None = 
         out = Path(roots[0]) / "exports" / fmt
     out = Path(out)
     sets = [GraspSet.load(p) for _, p in jobs]
-    aligned, notes = _alignments(sets, list(hand_models)) if fmt == "dexgraspbench" and hand_models else ({}, [])
+    aligned, notes = _alignments(sets, list(hand_models), list(hand_sources)) if fmt == "dexgraspbench" and hand_models else ({}, [])
     entries, warnings = [], list(notes)
     for (job, _), gs in zip(jobs, sets):
         al = aligned.get(gs.hand)

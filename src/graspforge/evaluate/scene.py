@@ -81,7 +81,8 @@ def _transform(V: np.ndarray, T: np.ndarray) -> np.ndarray:
     return np.asarray(V, np.float64) @ T[:3, :3].T + T[:3, 3]
 
 
-def _add_mesh_geom(spec, body, name: str, V: np.ndarray, F: np.ndarray, physics: PhysicsConfig, density: float, rgba) -> None:
+def _add_mesh_geom(spec, body, name: str, V: np.ndarray, F: np.ndarray, physics: PhysicsConfig, density: float, rgba,
+                   hand: bool = False) -> None:
     spec.add_mesh(name=name, uservert=np.asarray(V, np.float64).ravel(), userface=np.asarray(F, np.int32).ravel())
     g = body.add_geom()
     g.name = name
@@ -91,6 +92,22 @@ def _add_mesh_geom(spec, body, name: str, V: np.ndarray, F: np.ndarray, physics:
     g.condim = physics.condim
     g.friction = [physics.friction, physics.torsional_friction, 0.0001]
     g.rgba = rgba
+    if hand and physics.hand_solref:
+        g.solref = list(physics.hand_solref)
+    if hand and physics.hand_solimp:
+        imp = list(g.solimp)
+        imp[:len(physics.hand_solimp)] = list(physics.hand_solimp)
+        g.solimp = imp
+
+
+def _set_damping(joint, value: float) -> None:
+    """Joint damping: a number in MuJoCo 3, a vector (linear term first) in MuJoCo 4."""
+    try:
+        joint.damping = float(value)
+    except TypeError:
+        d = np.zeros(len(joint.damping))
+        d[0] = value
+        joint.damping = d
 
 
 def _hull_volume(V: np.ndarray) -> float:
@@ -131,6 +148,20 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     for l, name in enumerate(tree.link_names):
         if l == 0:
             body = spec.worldbody.add_body(name=name)
+            if physics.root == "weld":
+                # free, held by a weld to a mocap body at the same pose (DexGraspBench's hand root)
+                body.add_freejoint(name="hand_root_free")
+                spec.worldbody.add_body(name="hand_root_mocap", mocap=True)
+                eq = spec.add_equality()
+                eq.type = mujoco.mjtEq.mjEQ_WELD
+                eq.objtype = mujoco.mjtObj.mjOBJ_BODY
+                eq.name1, eq.name2 = "hand_root_mocap", name
+                eq.solimp = [0.9, 0.95, 0.001, 0.5, 2.0]
+                # weld data: anchor (3), relative pose (3 + 4; a zero quaternion: the pose at qpos0,
+                # i.e. the identity), torque scale 1 (DexGraspBench's data=[0]*10 + [1])
+                data = np.zeros(len(eq.data))
+                data[10] = 1.0
+                eq.data = data
         else:
             p = tree.parent[l]
             pos, quat = _mat_to_pos_quat(tree.post[p] @ tree.origin[l])
@@ -142,6 +173,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 jt.axis = tree.axis[l] / np.linalg.norm(tree.axis[l])
                 revolute = tree.joint_type[l] == REVOLUTE
                 jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
+                _set_damping(jt, physics.joint_damping)
                 j = int(tree.q_index[l])
                 if driver[j] == l:
                     lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
@@ -156,7 +188,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
         for k, (V, F) in enumerate(parts):
             if _hull_volume(V) <= 1e-12:
                 continue
-            _add_mesh_geom(spec, body, f"hand:{name}:{k}", _transform(V, tree.post[l]), F, physics, physics.hand_density, hand_rgba)
+            _add_mesh_geom(spec, body, f"hand:{name}:{k}", _transform(V, tree.post[l]), F, physics, physics.hand_density, hand_rgba, hand=True)
             kept += 1
         if parts and kept == 0:
             raise SceneError(f"hand {desc.name!r}: link {name!r} has only flat collision geometry")
@@ -185,7 +217,10 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
         act.target = tree.joint_names[l]
         act.trntype = mujoco.mjtTrn.mjTRN_JOINT
         kp = physics.kp_revolute if tree.joint_type[l] == REVOLUTE else physics.kp_prismatic
-        act.set_to_position(kp=kp, dampratio=1.0)
+        if physics.servo_dampratio > 0:
+            act.set_to_position(kp=kp, dampratio=physics.servo_dampratio)
+        else:
+            act.set_to_position(kp=kp)
         lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
         hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
         act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
@@ -206,6 +241,9 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry)
 
     # pairs that touch in the open pose never collide (they would fight from the first step)
+    if not physics.exclude_open_pose_contacts:
+        scene.excluded_pairs = []
+        return scene
     data = mujoco.MjData(model)
     data.qpos[scene.object_qadr:scene.object_qadr + 3] = [100.0, 100.0, 100.0]
     data.qpos[scene.joint_qadr] = scene.hand_qpos(desc.canonical_q)

@@ -82,7 +82,8 @@ class GraspSimulator:
 
     def _object_pose(self) -> tuple[np.ndarray, np.ndarray]:
         b = self.scene.object_body
-        return self.data.xipos[b].copy(), self.data.xquat[b].copy()
+        pos = self.data.xipos[b] if self.physics.track == "com" else self.data.xpos[b]
+        return pos.copy(), self.data.xquat[b].copy()
 
     def _set_configuration(self, q: np.ndarray) -> None:
         self.data.qpos[self.scene.joint_qadr] = self.scene.hand_qpos(q)
@@ -90,8 +91,11 @@ class GraspSimulator:
     def _ramp(self, q_from: np.ndarray, q_to: np.ndarray, seconds: float) -> None:
         n = max(1, int(round(seconds / self.model.opt.timestep)))
         c0, c1 = self.scene.hand_ctrl(q_from), self.scene.hand_ctrl(q_to)
+        jumps = self.physics.ramp_steps
         for i in range(1, n + 1):
-            self.data.ctrl[:] = c0 + (c1 - c0) * (i / n)
+            # every step, or in ``ramp_steps`` equal jumps (the target reached at each jump's start)
+            frac = i / n if jumps <= 0 else min(jumps, int(np.ceil(i * jumps / n - 1e-9))) / jumps
+            self.data.ctrl[:] = c0 + (c1 - c0) * frac
             mujoco.mj_step(self.model, self.data)
 
     _BAD = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADCTRL)
@@ -126,7 +130,7 @@ class GraspSimulator:
         out = {"held": np.full(len(p.phases), np.nan), "success": False, "reason": HELD, "initial_penetration": 0.0,
                "initial_self_penetration": 0.0, "squeeze_translation": np.nan, "max_translation": 0.0, "max_rotation_deg": 0.0}
         pen = self_pen = 0.0
-        for q in (grasp, pregrasp):
+        for q in ((grasp, pregrasp) if p.penetration_check == "both" else (pregrasp,)):
             self._set_configuration(q)
             mujoco.mj_forward(m, d)
             ho, hh = self._depths()
