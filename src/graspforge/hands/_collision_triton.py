@@ -202,6 +202,27 @@ if HAVE_TRITON:
         return d, gx / h, gy / h, gz / h
 
     @triton.jit
+    def _to_frame(Rb, tb, p0, p1, p2, mask):
+        """World points p (per lane) into the frame of the link whose pose (R row-major, t) sits at
+        Rb, tb (per lane): x = R^T (p - t); returns x, w = p - t and R's nine entries."""
+        r00 = tl.load(Rb + 0, mask=mask, other=0.0)
+        r01 = tl.load(Rb + 1, mask=mask, other=0.0)
+        r02 = tl.load(Rb + 2, mask=mask, other=0.0)
+        r10 = tl.load(Rb + 3, mask=mask, other=0.0)
+        r11 = tl.load(Rb + 4, mask=mask, other=0.0)
+        r12 = tl.load(Rb + 5, mask=mask, other=0.0)
+        r20 = tl.load(Rb + 6, mask=mask, other=0.0)
+        r21 = tl.load(Rb + 7, mask=mask, other=0.0)
+        r22 = tl.load(Rb + 8, mask=mask, other=0.0)
+        w0 = p0 - tl.load(tb + 0, mask=mask, other=0.0)
+        w1 = p1 - tl.load(tb + 1, mask=mask, other=0.0)
+        w2 = p2 - tl.load(tb + 2, mask=mask, other=0.0)
+        x0 = r00 * w0 + r10 * w1 + r20 * w2
+        x1 = r01 * w0 + r11 * w1 + r21 * w2
+        x2 = r02 * w0 + r12 * w1 + r22 * w2
+        return x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22
+
+    @triton.jit
     def _points_fwd_kernel(
         pts_ptr, s_pb, s_pp, s_pc,  # (B, P, 3) world points (m), any strides
         R_ptr, t_ptr,  # (B, G, 3, 3), (B, G, 3) contiguous link poses
@@ -296,23 +317,8 @@ if HAVE_TRITON:
             p0 = tl.load(pbase, mask=act, other=0.0)
             p1 = tl.load(pbase + s_pc, mask=act, other=0.0)
             p2 = tl.load(pbase + 2 * s_pc, mask=act, other=0.0)
-            Rb = R_ptr + (b * G + gs) * 9
-            tb = t_ptr + (b * G + gs) * 3
-            r00 = tl.load(Rb + 0, mask=act, other=0.0)
-            r01 = tl.load(Rb + 1, mask=act, other=0.0)
-            r02 = tl.load(Rb + 2, mask=act, other=0.0)
-            r10 = tl.load(Rb + 3, mask=act, other=0.0)
-            r11 = tl.load(Rb + 4, mask=act, other=0.0)
-            r12 = tl.load(Rb + 5, mask=act, other=0.0)
-            r20 = tl.load(Rb + 6, mask=act, other=0.0)
-            r21 = tl.load(Rb + 7, mask=act, other=0.0)
-            r22 = tl.load(Rb + 8, mask=act, other=0.0)
-            w0 = p0 - tl.load(tb + 0, mask=act, other=0.0)
-            w1 = p1 - tl.load(tb + 1, mask=act, other=0.0)
-            w2 = p2 - tl.load(tb + 2, mask=act, other=0.0)
-            x0 = r00 * w0 + r10 * w1 + r20 * w2
-            x1 = r01 * w0 + r11 * w1 + r21 * w2
-            x2 = r02 * w0 + r12 * w1 + r22 * w2
+            x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22 = _to_frame(
+                R_ptr + (b * G + gs) * 9, t_ptr + (b * G + gs) * 3, p0, p1, p2, act)
             q = tl.load(gid_ptr + gs, mask=act, other=0)
             _d, l0, l1, l2 = _trilinear(
                 data_ptr, tl.load(off_ptr + q, mask=act, other=0),
@@ -360,24 +366,7 @@ if HAVE_TRITON:
             + tl.load(Ra + 5, mask=mask, other=0.0) * s2 + tl.load(ta + 1, mask=mask, other=0.0)
         p2 = tl.load(Ra + 6, mask=mask, other=0.0) * s0 + tl.load(Ra + 7, mask=mask, other=0.0) * s1 \
             + tl.load(Ra + 8, mask=mask, other=0.0) * s2 + tl.load(ta + 2, mask=mask, other=0.0)
-        Rb = R_ptr + (b * L + lb) * 9
-        tb = t_ptr + (b * L + lb) * 3
-        r00 = tl.load(Rb + 0, mask=mask, other=0.0)
-        r01 = tl.load(Rb + 1, mask=mask, other=0.0)
-        r02 = tl.load(Rb + 2, mask=mask, other=0.0)
-        r10 = tl.load(Rb + 3, mask=mask, other=0.0)
-        r11 = tl.load(Rb + 4, mask=mask, other=0.0)
-        r12 = tl.load(Rb + 5, mask=mask, other=0.0)
-        r20 = tl.load(Rb + 6, mask=mask, other=0.0)
-        r21 = tl.load(Rb + 7, mask=mask, other=0.0)
-        r22 = tl.load(Rb + 8, mask=mask, other=0.0)
-        w0 = p0 - tl.load(tb + 0, mask=mask, other=0.0)
-        w1 = p1 - tl.load(tb + 1, mask=mask, other=0.0)
-        w2 = p2 - tl.load(tb + 2, mask=mask, other=0.0)
-        x0 = r00 * w0 + r10 * w1 + r20 * w2
-        x1 = r01 * w0 + r11 * w1 + r21 * w2
-        x2 = r02 * w0 + r12 * w1 + r22 * w2
-        return x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22
+        return _to_frame(R_ptr + (b * L + lb) * 9, t_ptr + (b * L + lb) * 3, p0, p1, p2, mask)
 
     @triton.jit
     def _item_lookup(data_ptr, off_ptr, n_ptr, org_ptr, h_ptr, lo_ptr, hi_ptr, q, x0, x1, x2, mask):
