@@ -157,7 +157,6 @@ class GridAtlas:
         self.lower = torch.as_tensor(np.stack([g.origin for g in grids]), **kw)
         self.upper = torch.as_tensor(np.stack([g.upper for g in grids]), **kw)
         self._t_data = torch.as_tensor(self.data, **kw)
-        self._t_meta = torch.as_tensor(self.meta, device=self.device, dtype=torch.float64)
         self._tables: dict = {}  # dtype -> the atlas as tensors for the torch backend
 
     def query(self, points: torch.Tensor, grid_id: torch.Tensor, backend: str = "auto") -> torch.Tensor:
