@@ -223,6 +223,39 @@ if HAVE_TRITON:
         return x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22
 
     @triton.jit
+    def _frame_adjoint(gRb, gtb, w0, w1, w2, l0, l1, l2, r00, r01, r02, r10, r11, r12, r20, r21, r22, mask):
+        """Adjoint of x = R^T (p - t) for the lanes in ``mask``: with l = dL/dx and w = p - t,
+        dL/dR[j, i] = w_j l_i and dL/dt = -R l, added atomically at gRb / gtb; returns R l (= dL/dp)."""
+        tl.atomic_add(gRb + 0, w0 * l0, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 1, w0 * l1, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 2, w0 * l2, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 3, w1 * l0, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 4, w1 * l1, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 5, w1 * l2, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 6, w2 * l0, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 7, w2 * l1, mask=mask, sem="relaxed")
+        tl.atomic_add(gRb + 8, w2 * l2, mask=mask, sem="relaxed")
+        r0 = r00 * l0 + r01 * l1 + r02 * l2
+        r1 = r10 * l0 + r11 * l1 + r12 * l2
+        r2 = r20 * l0 + r21 * l1 + r22 * l2
+        tl.atomic_add(gtb + 0, -r0, mask=mask, sem="relaxed")
+        tl.atomic_add(gtb + 1, -r1, mask=mask, sem="relaxed")
+        tl.atomic_add(gtb + 2, -r2, mask=mask, sem="relaxed")
+        return r0, r1, r2
+
+    @triton.jit
+    def _grid_lookup(data_ptr, off_ptr, n_ptr, org_ptr, h_ptr, q, x0, x1, x2, mask):
+        """Trilinear distance and gradient at x in grid q (per lane), reading only for the lanes in ``mask``."""
+        return _trilinear(
+            data_ptr, tl.load(off_ptr + q, mask=mask, other=0),
+            tl.load(n_ptr + 3 * q, mask=mask, other=2), tl.load(n_ptr + 3 * q + 1, mask=mask, other=2),
+            tl.load(n_ptr + 3 * q + 2, mask=mask, other=2),
+            tl.load(org_ptr + 3 * q, mask=mask, other=0.0), tl.load(org_ptr + 3 * q + 1, mask=mask, other=0.0),
+            tl.load(org_ptr + 3 * q + 2, mask=mask, other=0.0), tl.load(h_ptr + q, mask=mask, other=1.0),
+            x0, x1, x2, mask,
+        )
+
+    @triton.jit
     def _points_fwd_kernel(
         pts_ptr, s_pb, s_pp, s_pc,  # (B, P, 3) world points (m), any strides
         R_ptr, t_ptr,  # (B, G, 3, 3), (B, G, 3) contiguous link poses
@@ -320,34 +353,15 @@ if HAVE_TRITON:
             x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22 = _to_frame(
                 R_ptr + (b * G + gs) * 9, t_ptr + (b * G + gs) * 3, p0, p1, p2, act)
             q = tl.load(gid_ptr + gs, mask=act, other=0)
-            _d, l0, l1, l2 = _trilinear(
-                data_ptr, tl.load(off_ptr + q, mask=act, other=0),
-                tl.load(n_ptr + 3 * q, mask=act, other=2), tl.load(n_ptr + 3 * q + 1, mask=act, other=2),
-                tl.load(n_ptr + 3 * q + 2, mask=act, other=2),
-                tl.load(org_ptr + 3 * q, mask=act, other=0.0), tl.load(org_ptr + 3 * q + 1, mask=act, other=0.0),
-                tl.load(org_ptr + 3 * q + 2, mask=act, other=0.0), tl.load(h_ptr + q, mask=act, other=1.0),
-                x0, x1, x2, act,
-            )
+            _d, l0, l1, l2 = _grid_lookup(data_ptr, off_ptr, n_ptr, org_ptr, h_ptr, q, x0, x1, x2, act)
             l0 = l0 * u
             l1 = l1 * u
             l2 = l2 * u
-            gRb = gR_ptr + (b * G + gs) * 9
-            gtb = gt_ptr + (b * G + gs) * 3
-            tl.atomic_add(gRb + 0, w0 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 1, w0 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 2, w0 * l2, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 3, w1 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 4, w1 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 5, w1 * l2, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 6, w2 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 7, w2 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 8, w2 * l2, mask=act, sem="relaxed")
-            gp0 = tl.where(act, r00 * l0 + r01 * l1 + r02 * l2, 0.0)
-            gp1 = tl.where(act, r10 * l0 + r11 * l1 + r12 * l2, 0.0)
-            gp2 = tl.where(act, r20 * l0 + r21 * l1 + r22 * l2, 0.0)
-            tl.atomic_add(gtb + 0, -gp0, mask=act, sem="relaxed")
-            tl.atomic_add(gtb + 1, -gp1, mask=act, sem="relaxed")
-            tl.atomic_add(gtb + 2, -gp2, mask=act, sem="relaxed")
+            gp0, gp1, gp2 = _frame_adjoint(gR_ptr + (b * G + gs) * 9, gt_ptr + (b * G + gs) * 3, w0, w1, w2, l0, l1, l2,
+                                           r00, r01, r02, r10, r11, r12, r20, r21, r22, act)
+            gp0 = tl.where(act, gp0, 0.0)
+            gp1 = tl.where(act, gp1, 0.0)
+            gp2 = tl.where(act, gp2, 0.0)
         if WRITE_GP:  # every lane, zeros included: no separate fill
             gpb = gp_ptr + (b * P + offs) * 3
             tl.store(gpb, gp0, mask=pm)
@@ -379,14 +393,7 @@ if HAVE_TRITON:
         hi1 = tl.load(hi_ptr + 3 * q + 1, mask=mask, other=0.0)
         hi2 = tl.load(hi_ptr + 3 * q + 2, mask=mask, other=0.0)
         inb = mask & (x0 > lo0) & (x0 < hi0) & (x1 > lo1) & (x1 < hi1) & (x2 > lo2) & (x2 < hi2)
-        d, g0, g1, g2 = _trilinear(
-            data_ptr, tl.load(off_ptr + q, mask=inb, other=0),
-            tl.load(n_ptr + 3 * q, mask=inb, other=2), tl.load(n_ptr + 3 * q + 1, mask=inb, other=2),
-            tl.load(n_ptr + 3 * q + 2, mask=inb, other=2),
-            tl.load(org_ptr + 3 * q, mask=inb, other=0.0), tl.load(org_ptr + 3 * q + 1, mask=inb, other=0.0),
-            tl.load(org_ptr + 3 * q + 2, mask=inb, other=0.0), tl.load(h_ptr + q, mask=inb, other=1.0),
-            x0, x1, x2, inb,
-        )
+        d, g0, g1, g2 = _grid_lookup(data_ptr, off_ptr, n_ptr, org_ptr, h_ptr, q, x0, x1, x2, inb)
         return inb, d, g0, g1, g2
 
     @triton.jit
@@ -457,23 +464,8 @@ if HAVE_TRITON:
             l0 = l0 * u
             l1 = l1 * u
             l2 = l2 * u
-            r0 = r00 * l0 + r01 * l1 + r02 * l2
-            r1 = r10 * l0 + r11 * l1 + r12 * l2
-            r2 = r20 * l0 + r21 * l1 + r22 * l2
-            gRb = gR_ptr + (b * L + lb) * 9
-            gtb = gt_ptr + (b * L + lb) * 3
-            tl.atomic_add(gRb + 0, w0 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 1, w0 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 2, w0 * l2, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 3, w1 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 4, w1 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 5, w1 * l2, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 6, w2 * l0, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 7, w2 * l1, mask=act, sem="relaxed")
-            tl.atomic_add(gRb + 8, w2 * l2, mask=act, sem="relaxed")
-            tl.atomic_add(gtb + 0, -r0, mask=act, sem="relaxed")
-            tl.atomic_add(gtb + 1, -r1, mask=act, sem="relaxed")
-            tl.atomic_add(gtb + 2, -r2, mask=act, sem="relaxed")
+            r0, r1, r2 = _frame_adjoint(gR_ptr + (b * L + lb) * 9, gt_ptr + (b * L + lb) * 3, w0, w1, w2, l0, l1, l2,
+                                        r00, r01, r02, r10, r11, r12, r20, r21, r22, act)
             gRa = gR_ptr + (b * L + la) * 9
             gta = gt_ptr + (b * L + la) * 3
             tl.atomic_add(gRa + 0, r0 * s0, mask=act, sem="relaxed")
