@@ -9,6 +9,10 @@ class MeshLoadError(GraspforgeError, ValueError):
     """A mesh file is missing, unreadable, empty or unusable (e.g. no inside/outside)."""
 
 
+class ObjectMismatchError(MeshLoadError):
+    """The mesh found at a grasp file's recorded object source is not the one its grasps were made for."""
+
+
 class HandLoadError(GraspforgeError, ValueError):
     """A hand description (URDF/MJCF/JSON/built-in data) is missing, malformed or inconsistent."""
 

@@ -34,7 +34,7 @@ from .. import __version__
 from .._io import atomic_write_json
 from ..config import EvaluateConfig, dump_toml, physics_protocol
 from ..dataset.grasp_set import GraspSet
-from ..errors import GraspforgeError
+from ..errors import GraspforgeError, ObjectMismatchError
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
 from ..objects import ObjectModel, collision_pieces
@@ -76,16 +76,14 @@ def check_hand(grasps: GraspSet, desc: HandDescription, where: str = "grasp set"
 def grasp_set_object(grasps: GraspSet, override: str | None = None, where: str = "grasp set") -> ObjectModel:
     """The object a grasp set was made for (its recorded source and scale), checked against the
     recorded content hash; or ``override`` (a mesh or built-in spec), unchecked."""
-    from ..objects import load_object
+    from ..objects import load_object, load_recorded_object
 
-    spec = override or grasps.object_source
-    if spec.startswith("builtin:"):
-        spec = spec[len("builtin:"):]
-    obj = load_object(spec, scale=None if override else grasps.object_scale)
-    if not override and obj.content_hash != grasps.object_hash:
-        raise EvaluationError(f"{where}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
-                              f"(content hash {obj.content_hash[:12]} != {grasps.object_hash[:12]}); pass --object to choose one")
-    return obj
+    if override:
+        return load_object(override[len("builtin:"):] if override.startswith("builtin:") else override)
+    try:
+        return load_recorded_object(grasps.object_source, grasps.object_scale, grasps.object_hash, where)
+    except ObjectMismatchError as e:
+        raise EvaluationError(f"{e}; pass --object to choose one") from None
 
 
 def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel, config: EvaluateConfig | None = None,

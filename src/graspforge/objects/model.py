@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .._io import cache_dir, cached_npz, sha256_arrays
-from ..errors import MeshLoadError, UnknownNameError
+from ..errors import MeshLoadError, ObjectMismatchError, UnknownNameError
 from ..geometry import SDFGrid, build_sdf_grid, farthest_point_sampling, sample_surface
 from ..geometry.exact import winding_number
 from .loading import (
@@ -418,10 +418,10 @@ def load_objects(
 def load_recorded_object(source: str, scale: float, content_hash: str | None = None, where: str = "grasp set") -> ObjectModel:
     """The object a grasp file was made for, from its recorded ``source`` (a mesh path or
     ``builtin:SPEC``) and ``scale``; with ``content_hash``, checked to be the same mesh
-    (:class:`MeshLoadError` naming both hashes otherwise)."""
+    (:class:`ObjectMismatchError` naming both hashes otherwise)."""
     spec = source[len("builtin:"):] if source.startswith("builtin:") else source
     obj = load_object(spec, scale=scale)
     if content_hash and obj.content_hash != content_hash:
-        raise MeshLoadError(f"{where}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
+        raise ObjectMismatchError(f"{where}: object {obj.name!r} at {obj.source} is not the mesh the grasps were made for "
                             f"(content hash {obj.content_hash[:12]} != {content_hash[:12]})")
     return obj
