@@ -33,10 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import trimesh
 import trimesh.transformations as tf
 
 from .._io import atomic_write_bytes, atomic_write_json, safe_filename
-from ..errors import GraspforgeError
+from ..errors import GraspforgeError, HandLoadError
+from ..hands import load_hand_description
+from ..hands.alignment import align_to_mjcf
+from ..objects import collision_pieces, load_recorded_object
 from .grasp_set import GraspSet
 
 EXPORT_FORMATS = ("dexgraspnet", "graspqp", "dexgraspbench")
@@ -229,10 +233,6 @@ def write_dexgraspbench_object(gs: GraspSet, out: str | Path) -> Path:
     graspforge's evaluation simulates, in metres: ``obj_scale`` 1), ``mesh/simplified.obj`` (the
     mesh), and ``info/simplified.json`` (``mass`` / ``density`` / ``scale``, from which DexGraspBench
     derives the pieces' volume to set its own object mass), written last. Made once per object."""
-    import trimesh
-
-    from ..objects import collision_pieces, load_recorded_object
-
     folder = Path(out) / "objects" / f"{_object_stem(gs)}-{gs.object_hash[:8]}"
     info = folder / "info" / "simplified.json"
     if info.is_file():
@@ -438,10 +438,6 @@ def _alignments(sets: list[GraspSet], hand_models: list[str | Path], hand_source
     """For each hand among ``sets``: its alignment to the first of ``hand_models`` (MJCF files) that
     fits, and notes on the hands none fits. Hands are loaded by name, or from ``hand_sources``
     (folders, URDF/MJCF files) whose description carries the grasp files' hand name."""
-    from ..errors import HandLoadError
-    from ..hands import load_hand_description
-    from ..hands.alignment import align_to_mjcf
-
     given = {}
     for src in hand_sources:
         d = load_hand_description(str(src))

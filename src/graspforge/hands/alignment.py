@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
+import torch
+from scipy.optimize import least_squares, linear_sum_assignment
+from scipy.spatial.transform import Rotation
 
 from ..errors import HandLoadError
 from .description import HandDescription
+from .kinematics import TorchKinematics
 
 #: anchors must agree within this (m) after alignment, at the zero pose and at random poses
 TOLERANCE = 0.003
@@ -56,8 +59,6 @@ class HandAlignment:
 
     def root_pose(self, position: np.ndarray, quaternion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Their frame's pose (N, 3), (N, 4) w-x-y-z from our root link's pose (N, 3), (N, 4) (same world)."""
-        from scipy.spatial.transform import Rotation
-
         R_ours = Rotation.from_quat(np.asarray(quaternion)[:, [1, 2, 3, 0]])
         R_theirs = R_ours * Rotation.from_matrix(self.rotation)
         pos = np.asarray(position) + R_ours.apply(self.translation)
@@ -123,10 +124,6 @@ def _theirs_at(model, q: np.ndarray | None = None):
 def _ours_at(desc: HandDescription, q: np.ndarray):
     """Anchors (D, 3) and axes (D, 3) of our actuated joints at ``q`` (D,), in our root frame (the
     first link each joint moves)."""
-    import torch
-
-    from .kinematics import TorchKinematics
-
     tree = desc.tree
     kin = TorchKinematics(tree, dtype=torch.float64)
     lp = kin.forward(torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None], torch.as_tensor(q, dtype=torch.float64)[None])
@@ -174,9 +171,6 @@ def _fit(a, u, slid, v, rows, cols, R):
 def _refine(a, u, b, v, rows, cols, R, t):
     """Least-squares polish of (R, t) for a fixed correspondence: each of our anchors on its matched
     line, each matched axis parallel (ICP with lines converges slowly along them)."""
-    from scipy.optimize import least_squares
-    from scipy.spatial.transform import Rotation
-
     sgn = np.sign(np.einsum("ki,ki->k", v[rows] @ R.T, u[cols]))
     sgn[sgn == 0] = 1
 
