@@ -208,3 +208,59 @@ def test_dataset_export_cli_round_trips_a_real_build(tmp_path, capsys):
     empty.mkdir()
     assert main(["dataset", "export", str(empty), "--format", "graspqp", "--out", str(tmp_path / "y")]) == 1
     assert "neither a graspforge dataset nor a folder of grasp files" in capsys.readouterr().err
+
+
+def _shadow_set(N=4, seed=7) -> GraspSet:
+    """Grasps of the built-in Shadow hand at random joints in range (wrist joints too) and random poses."""
+    from graspforge.hands import load_hand_description
+
+    desc = load_hand_description("shadow_hand")
+    gs = make_set(N=N, K=4, D=3, seed=seed)
+    r = np.random.default_rng(seed)
+    lo, hi = desc.tree.lower, desc.tree.upper
+    gs.hand, gs.joint_names = "shadow_hand", list(desc.joint_names)
+    gs.joint_positions, gs.pregrasp_joint_positions, gs.squeeze_joint_positions = (r.uniform(lo, hi, (N, len(lo))) for _ in range(3))
+    return gs
+
+
+def test_dexgraspnet_shadow_hand_is_written_in_dexgraspnet_s_model(tmp_path):
+    """DexGraspNet's loaders read only its Shadow hand (a free palm, no wrist joints, joints named
+    robot0:FFJ3 ...): the qpos hold the palm link's pose and those joints, so that every link lands
+    where graspforge's FK from the root pose puts it; graspforge's own dicts ride along."""
+    from graspforge.dataset.export import DGN_SHADOW_JOINTS
+    from graspforge.hands import load_hand_description
+
+    tree = load_hand_description("shadow_hand").tree
+    palm = tree.link_names.index("robot0_palm")
+    gs = _shadow_set()
+    (f,) = export_grasp_set(gs, "dexgraspnet", tmp_path)
+    rows = load_npy_safely(f)
+    for key, q_all in (("qpos", gs.joint_positions), ("qpos_pregrasp", gs.pregrasp_joint_positions), ("qpos_squeeze", gs.squeeze_joint_positions)):
+        for i, row in enumerate(rows):
+            q = row[key]
+            assert list(q) == ["WRJTx", "WRJTy", "WRJTz", "WRJRx", "WRJRy", "WRJRz", *DGN_SHADOW_JOINTS]
+            for n in DGN_SHADOW_JOINTS:
+                assert q[n] == pytest.approx(q_all[i, gs.joint_names.index(n.replace(":", "_"))], abs=1e-12)
+            # the world pose of the palm: transforms3d's sxyz Euler angles, written out (as in the test above)
+            a, b, c = q["WRJRx"], q["WRJRy"], q["WRJRz"]
+            Rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+            Ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+            Rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+            W_palm = np.eye(4)
+            W_palm[:3, :3], W_palm[:3, 3] = Rz @ Ry @ Rx, [q["WRJTx"], q["WRJTy"], q["WRJTz"]]
+            W_root = np.eye(4)
+            W_root[:3, :3], W_root[:3, 3] = _rotation(gs.root_quaternion[i:i + 1])[0], gs.root_position[i]
+            T = tree.forward_numpy(q_all[i])  # links in the root frame (plain numpy FK)
+            from_palm = W_palm @ np.linalg.inv(T[palm]) @ T  # every link placed from the palm pose written
+            np.testing.assert_allclose(from_palm[:, :3, 3], (W_root @ T)[:, :3, 3], atol=1e-9)
+    # the wrist joints move the palm: the palm pose is not the root pose composed with one fixed offset
+    assert np.ptp([r["qpos"]["WRJTx"] - r["graspforge"]["qpos"]["WRJTx"] for r in rows]) > 1e-3
+    _assert_same_grasps(read_export(f, "dexgraspnet", list(gs.joint_names)), gs)
+
+
+def test_dexgraspnet_other_hands_keep_graspforge_s_root_link_and_joints(tmp_path):
+    gs = make_set(N=3, seed=8)
+    (f,) = export_grasp_set(gs, "dexgraspnet", tmp_path)
+    row = load_npy_safely(f)[0]
+    assert "graspforge" not in row and list(row["qpos"])[6:] == gs.joint_names
+    assert row["qpos"]["WRJTx"] == pytest.approx(gs.root_position[0, 0])

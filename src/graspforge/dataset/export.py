@@ -5,7 +5,11 @@
   ``WRJTx/y/z`` (root translation, m), ``WRJRx/y/z`` (root rotation as static-axis x-y-z Euler
   angles, transforms3d's default ``sxyz``) and every actuated joint name to a float. Pre-grasp and
   squeeze targets ride along as ``qpos_pregrasp`` / ``qpos_squeeze`` (same keys), which
-  DexGraspNet's own readers ignore.
+  DexGraspNet's own readers ignore. DexGraspNet's loaders read only its Shadow hand
+  (``mjcf/shadow_hand_wrist_free.xml``: a free palm, no wrist joints, joints ``robot0:FFJ3`` ...):
+  grasps of graspforge's ``shadow_hand`` are written in that model, ``WRJT*`` / ``WRJR*`` the pose
+  of the ``robot0_palm`` link (the wrist joints folded in) and its 22 joint names, with
+  graspforge's own root-link ``qpos`` dicts under ``graspforge``.
 - ``graspqp``: one ``OBJECT.dexgrasp.pt`` (a ``torch.save`` dict) per job, in GraspQP's folder
   layout ``OBJECT/grasp_predictions/HAND/K_contacts/ENERGY/TYPE/`` (TYPE ``default`` for the full
   hand): ``values`` (N,) energies, ``parameters`` = {joint: (N,)} plus ``root_pose`` (N, 7)
@@ -40,12 +44,18 @@ from .._io import atomic_write_bytes, atomic_write_json, safe_filename
 from ..errors import GraspforgeError, HandLoadError
 from ..hands import load_hand_description
 from ..hands.alignment import align_to_mjcf
+from ..hands.kinematics import TorchKinematics
 from ..objects import collision_pieces, load_recorded_object
 from .grasp_set import GraspSet
 
 EXPORT_FORMATS = ("dexgraspnet", "graspqp", "dexgraspbench")
 DGN_TRANSLATION = ("WRJTx", "WRJTy", "WRJTz")
 DGN_ROTATION = ("WRJRx", "WRJRy", "WRJRz")
+#: the joints DexGraspNet's loaders read (its Shadow hand, grasp_generation/mjcf/shadow_hand_wrist_free.xml), in their order
+DGN_SHADOW_JOINTS = tuple("robot0:" + j for j in (
+    "FFJ3 FFJ2 FFJ1 FFJ0 MFJ3 MFJ2 MFJ1 MFJ0 RFJ3 RFJ2 RFJ1 RFJ0 LFJ4 LFJ3 LFJ2 LFJ1 LFJ0 THJ4 THJ3 THJ2 THJ1 THJ0").split())
+#: the link of graspforge's shadow_hand whose frame is DexGraspNet's free root (its "robot0:palm" body)
+DGN_SHADOW_PALM = "robot0_palm"
 #: GraspQP names the full-hand grasp type's folder "default"
 _GRASPQP_DEFAULT = "default"
 
@@ -167,20 +177,61 @@ def _object_stem(gs: GraspSet) -> str:
     return safe_filename(gs.object_name, "object")
 
 
+def _dexgraspnet_shadow(gs: GraspSet):
+    """(kinematic tree, palm link index, our index of each of DexGraspNet's joints) when ``gs`` is of
+    a Shadow hand whose joints are DexGraspNet's (``robot0_FFJ3`` for ``robot0:FFJ3``) and whose
+    description has the ``robot0_palm`` link; else None. That link's frame is DexGraspNet's root and
+    the joints turn alike (graspforge's shadow_hand checked against DexGraspNet's MJCF with its own
+    kinematics: bench/peer_loaders.py)."""
+    names = list(gs.joint_names)
+    ours = [n.replace("robot0:", "robot0_") for n in DGN_SHADOW_JOINTS]
+    if not set(ours) <= set(names):
+        return None
+    try:
+        desc = load_hand_description(gs.hand)
+    except GraspforgeError:
+        return None
+    tree = desc.tree
+    if list(desc.joint_names) != names or DGN_SHADOW_PALM not in tree.link_names:
+        return None
+    return tree, tree.link_names.index(DGN_SHADOW_PALM), [names.index(n) for n in ours]
+
+
+def _link_poses(tree, link: int, position: np.ndarray, quaternion: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World position (N, 3) and rotation (N, 3, 3) of ``link`` for root poses and joints (float64)."""
+    import torch
+
+    R = np.stack([tf.quaternion_matrix(qi)[:3, :3] for qi in np.asarray(quaternion, np.float64)]).reshape(-1, 3, 3)
+    lp = TorchKinematics(tree, dtype=torch.float64).forward(torch.as_tensor(np.asarray(position, np.float64)), torch.as_tensor(R),
+                                                            torch.as_tensor(np.asarray(q, np.float64)))
+    return lp.pos[:, link].numpy(), lp.rot[:, link].numpy()
+
+
 def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:
-    """``OUT/HAND/TYPE/OBJECT.npy``: DexGraspNet's list of qpos dicts."""
+    """``OUT/HAND/TYPE/OBJECT.npy``: DexGraspNet's list of qpos dicts (a Shadow hand's in
+    DexGraspNet's own model, see the module docstring)."""
     path = Path(out) / gs.hand / gs.grasp_type / f"{_object_stem(gs)}.npy"
     euler = quaternion_to_euler_sxyz(gs.root_quaternion)
     names = list(gs.joint_names)
+    shadow = _dexgraspnet_shadow(gs) if len(gs) else None
+    targets = {"qpos": gs.joint_positions, "qpos_pregrasp": gs.pregrasp_joint_positions, "qpos_squeeze": gs.squeeze_joint_positions}
+    theirs = {}
+    if shadow is not None:  # the palm's pose per target (the wrist joints move it), DexGraspNet's joints
+        tree, palm, idx = shadow
+        for key, q in targets.items():
+            pos, rot = _link_poses(tree, palm, gs.root_position, gs.root_quaternion, q)
+            eul = np.array([tf.euler_from_matrix(r, "sxyz") for r in rot]).reshape(-1, 3)
+            theirs[key] = [_qpos_dict(list(DGN_SHADOW_JOINTS), pos[i], eul[i], q[i, idx]) for i in range(len(gs))]
     rows = []
     for i in range(len(gs)):
-        row = {
-            "scale": float(gs.object_scale),
-            "qpos": _qpos_dict(names, gs.root_position[i], euler[i], gs.joint_positions[i]),
-            "qpos_pregrasp": _qpos_dict(names, gs.root_position[i], euler[i], gs.pregrasp_joint_positions[i]),
-            "qpos_squeeze": _qpos_dict(names, gs.root_position[i], euler[i], gs.squeeze_joint_positions[i]),
-            "energy": float(gs.energy[i]),
-        }
+        ours = {key: _qpos_dict(names, gs.root_position[i], euler[i], q[i]) for key, q in targets.items()}
+        row = {"scale": float(gs.object_scale)}
+        if theirs:
+            row.update({key: v[i] for key, v in theirs.items()})
+            row["graspforge"] = {"frame": "root link", "joint_names": names, **ours}
+        else:
+            row.update(ours)
+        row["energy"] = float(gs.energy[i])
         for k, v in gs.terms.items():  # energy_dis -> E_dis, DexGraspNet's names
             row["E_" + k.removeprefix("energy_")] = float(v[i])
         rows.append(row)
@@ -322,14 +373,17 @@ def read_dexgraspnet(path: str | Path, joint_names: list[str]) -> ExportedGrasps
     rows = list(data) if isinstance(data, (np.ndarray, list)) else None
     if not rows or not all(isinstance(r, dict) and isinstance(r.get("qpos"), dict) for r in rows):
         raise ExportError(f"{where}: expected a non-empty list of dicts with a 'qpos' dict")
-    qpos = [r["qpos"] for r in rows]
+    # graspforge's own root-link dicts where the file's qpos are DexGraspNet's Shadow model
+    ours = [r.get("graspforge") for r in rows]
+    src = ours if all(isinstance(g, dict) and isinstance(g.get("qpos"), dict) for g in ours) else rows
+    qpos = [r["qpos"] for r in src]
     trans = _joint_matrix(qpos, list(DGN_TRANSLATION), where)
     euler = _joint_matrix(qpos, list(DGN_ROTATION), where)
     names = list(joint_names)
 
     def optional(key: str) -> np.ndarray | None:
-        if all(isinstance(r.get(key), dict) for r in rows):
-            return _joint_matrix([r[key] for r in rows], names, where)
+        if all(isinstance(r.get(key), dict) for r in src):
+            return _joint_matrix([r[key] for r in src], names, where)
         return None
 
     energy = np.array([_float(r["energy"], f"{where}: energy") if "energy" in r else np.nan for r in rows])
