@@ -14,8 +14,9 @@ from graspforge.hands import load_hand_description
 from graspforge.hands.alignment import align_to_mjcf
 
 
-def _mjcf(desc, path, root_R, root_p, flip=(), slide=(), reverse=True, nudge=None, drop=None):
-    """Write an MJCF of ``desc``'s kinematic tree: root body at (root_R, root_p) in the world,
+def _mjcf(desc, path, root_R, root_p, flip=(), slide=(), reverse=True, nudge=None, drop=None, start=0):
+    """Write an MJCF of ``desc``'s kinematic tree below link ``start`` (the joints above it left out,
+    as a model without a wrist): that link's body at (root_R, root_p) in the world,
     children added in reverse order (another joint order), axes of the joints in ``flip`` negated,
     anchors of those in ``slide`` moved 1 cm along their axis, ``nudge`` = (joint, offset) moved off
     its axis, ``drop`` a joint left out."""
@@ -25,8 +26,8 @@ def _mjcf(desc, path, root_R, root_p, flip=(), slide=(), reverse=True, nudge=Non
     spec = mujoco.MjSpec()
     spec.compiler.degree = False
     q = Rotation.from_matrix(root_R).as_quat()[[3, 0, 1, 2]]
-    bodies = {0: spec.worldbody.add_body(name=tree.link_names[0], pos=root_p, quat=q)}
-    bodies[0].add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0])
+    bodies = {start: spec.worldbody.add_body(name=tree.link_names[start], pos=root_p, quat=q)}
+    bodies[start].add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[0.01, 0, 0])
     order = list(range(1, tree.num_links))
     children = {l: [c for c in order if tree.parent[c] == l] for l in range(tree.num_links)}
 
@@ -50,7 +51,7 @@ def _mjcf(desc, path, root_R, root_p, flip=(), slide=(), reverse=True, nudge=Non
             bodies[c] = b
             add(c)
 
-    add(0)
+    add(start)
     spec.compile()
     path.write_text(spec.to_xml())
     return path
@@ -103,3 +104,46 @@ def test_alignment_refuses_another_hand(allegro, tmp_path):
     (tmp_path / "broken.xml").write_text("<mujoco><worldbody><body")
     with pytest.raises(HandLoadError, match="MuJoCo"):
         align_to_mjcf(allegro, tmp_path / "broken.xml")
+
+
+def test_alignment_folds_joints_their_model_lacks_into_the_root_pose(tmp_path):
+    """The Shadow hand without its two wrist joints (DexGraspBench's model): their frame is our palm;
+    the root pose of each target carries the wrist, and their model then puts every link where ours is."""
+    import mujoco
+
+    shadow = load_hand_description("shadow_hand")
+    tree = shadow.tree
+    palm = tree.link_names.index("robot0_palm")
+    R0 = Rotation.from_euler("zyx", [30, -10, 80], degrees=True).as_matrix()
+    p0 = np.array([-0.02, 0.05, 0.1])
+    path = _mjcf(shadow, tmp_path / "no_wrist.xml", R0, p0, flip={"robot0_THJ1"}, start=palm)
+    a = align_to_mjcf(shadow, path)
+    assert a.frame_link == palm and a.frame_name == "robot0_palm"
+    assert len(a.joint_names) == shadow.dof - 2 and a.error < 1e-5
+    assert not {"robot0_WRJ1", "robot0_WRJ0"} & {shadow.joint_names[i] for i in a.source}
+    # a grasp with the wrist bent, placed somewhere: their model at the exported pose and joints
+    rng = np.random.default_rng(0)
+    q = tree.lower + rng.random((3, shadow.dof)) * (tree.upper - tree.lower)
+    pos = rng.normal(size=(3, 3)) * 0.1
+    quat = Rotation.random(3, random_state=1).as_quat()[:, [3, 0, 1, 2]]
+    with pytest.raises(ValueError, match="give the joints"):
+        a.root_pose(pos, quat)
+    tpos, tquat = a.root_pose(pos, quat, q)
+    model = mujoco.MjModel.from_xml_path(str(path))
+    data = mujoco.MjData(model)
+    names = [model.joint(j).name for j in range(model.njnt)]
+    for i in range(3):
+        qt = a.joints(q[i])
+        data.qpos[:] = [qt[a.joint_names.index(n)] for n in names]
+        mujoco.mj_kinematics(model, data)
+        Rw = Rotation.from_quat(tquat[i, [1, 2, 3, 0]]).as_matrix()
+        R_ours = Rotation.from_quat(quat[i, [1, 2, 3, 0]]).as_matrix()
+        T = tree.forward_numpy(q[i])
+        # their model's world is their frame: body b at Rw (x_b - p0') ... mapped through their root pose
+        base = model.body(tree.link_names[palm]).id
+        for link in ("robot0_ffdistal", "robot0_thdistal", "robot0_lfdistal"):
+            b = model.body(link).id
+            theirs = tpos[i] + Rw @ data.xpos[b]
+            ours = pos[i] + R_ours @ T[tree.link_names.index(link)][:3, 3]
+            np.testing.assert_allclose(theirs, ours, atol=1e-5, err_msg=link)
+        assert base == 1

@@ -320,17 +320,18 @@ def write_dexgraspbench(gs: GraspSet, out: str | Path, alignment=None) -> list[P
     pos, quat = gs.root_position, gs.root_quaternion
     joints = {"pregrasp_qpos": gs.pregrasp_joint_positions, "grasp_qpos": gs.joint_positions, "squeeze_qpos": gs.squeeze_joint_positions}
     names = list(gs.joint_names)
+    poses = {k: np.concatenate([pos, quat], 1) for k in joints}
     if alignment is not None:
-        pos, quat = alignment.root_pose(pos, quat)
+        # per target: with joints folded into the root (a wrist their model lacks) the root moves too
+        poses = {k: np.concatenate(alignment.root_pose(pos, quat, v), 1) for k, v in joints.items()}
         joints = {k: alignment.joints(v) for k, v in joints.items()}
         names = list(alignment.joint_names)
-    pose = np.concatenate([pos, quat], 1)
     paths = []
     for i in range(len(gs)):
         d = {
             "obj_path": str(obj_dir.resolve()), "obj_scale": 1.0,
             "obj_pose": np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]),
-            **{k: np.concatenate([pose[i], v[i]]) for k, v in joints.items()},
+            **{k: np.concatenate([poses[k][i], v[i]]) for k, v in joints.items()},
             "joint_names": names, "hand": gs.hand, "hand_model": alignment.model if alignment is not None else gs.hand,
             "grasp_type": gs.grasp_type, "energy": float(gs.energy[i]), "graspforge_index": i,
         }

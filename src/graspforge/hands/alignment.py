@@ -10,6 +10,11 @@ differently and name and order their joints differently. Given the other model's
   hand moves) to graspforge's root link, and
 - which actuated joint of ours drives which joint of theirs, and with which sign,
 
+When ours has more joints, all nearer the root (the Shadow hand's two wrist joints, which
+DexGraspBench's model lacks), their frame is attached to the link below those joints (the palm)
+and the extra joints are folded into the root pose of each target (:meth:`HandAlignment.root_pose`
+with the joints),
+
 and checks the result at random poses: every joint anchor must agree within ``tolerance``, else the
 models are not the same hand and the alignment is refused with the error it found.
 """
@@ -17,7 +22,7 @@ models are not the same hand and the alignment is refused with the error it foun
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +45,9 @@ class HandAlignment:
     ``rotation`` (3, 3) and ``translation`` (3,): their frame in our root frame (p_ours = R p_theirs + t).
     ``joint_names`` (their actuated joints, their order); ``source`` (D_theirs,) our joint index
     driving each; ``sign`` (D_theirs,) +-1; ``lower`` / ``upper`` their joint ranges (rad or m);
-    ``error`` the largest anchor mismatch (m) seen in the checks.
+    ``error`` the largest anchor mismatch (m) seen in the checks. ``frame_link``: the index of our
+    link their frame is attached to (0, our root, unless ours has extra joints above theirs, which
+    ``root_pose`` then folds in; ``tree`` is our kinematic tree for that).
     """
 
     model: str
@@ -52,16 +59,31 @@ class HandAlignment:
     lower: np.ndarray
     upper: np.ndarray
     error: float
+    frame_link: int = 0
+    frame_name: str = ""
+    tree: object = field(default=None, repr=False)
 
     def joints(self, q: np.ndarray) -> np.ndarray:
         """Their joint vector (..., D_theirs) from ours (..., D)."""
         return np.asarray(q)[..., self.source] * self.sign
 
-    def root_pose(self, position: np.ndarray, quaternion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Their frame's pose (N, 3), (N, 4) w-x-y-z from our root link's pose (N, 3), (N, 4) (same world)."""
+    def root_pose(self, position: np.ndarray, quaternion: np.ndarray, joints: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Their frame's pose (N, 3), (N, 4) w-x-y-z from our root link's pose (N, 3), (N, 4) (same
+        world) and, when their frame hangs below joints they lack (``frame_link`` > 0), our joints
+        (N, D) of the same target."""
         R_ours = Rotation.from_quat(np.asarray(quaternion)[:, [1, 2, 3, 0]])
+        position = np.asarray(position, np.float64)
+        if self.frame_link:
+            if joints is None:
+                raise ValueError(f"{self.model}: its frame is our link {self.frame_name!r}, below joints it lacks: give the joints")
+            kin = TorchKinematics(self.tree, dtype=torch.float64)
+            q = torch.as_tensor(np.asarray(joints, np.float64))
+            lp = kin.forward(torch.zeros(len(q), 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(len(q), 3, 3), q)
+            R_l, t_l = lp.rot[:, self.frame_link].numpy(), lp.pos[:, self.frame_link].numpy()
+            position = position + R_ours.apply(t_l)
+            R_ours = R_ours * Rotation.from_matrix(R_l)
         R_theirs = R_ours * Rotation.from_matrix(self.rotation)
-        pos = np.asarray(position) + R_ours.apply(self.translation)
+        pos = position + R_ours.apply(self.translation)
         q = R_theirs.as_quat()[:, [3, 0, 1, 2]]
         return pos, q * np.where(q[:, :1] < 0, -1.0, 1.0)
 
@@ -121,14 +143,42 @@ def _theirs_at(model, q: np.ndarray | None = None):
     return np.array(data.xanchor[jids]), np.array(data.xaxis[jids]), jids
 
 
-def _ours_at(desc: HandDescription, q: np.ndarray):
-    """Anchors (D, 3) and axes (D, 3) of our actuated joints at ``q`` (D,), in our root frame (the
-    first link each joint moves)."""
+def _ours_at(desc: HandDescription, q: np.ndarray, frame_link: int = 0):
+    """Anchors (D, 3) and axes (D, 3) of our actuated joints at ``q`` (D,) (the first link each joint
+    moves), in the frame of our link ``frame_link`` (0: the root)."""
     tree = desc.tree
     kin = TorchKinematics(tree, dtype=torch.float64)
     lp = kin.forward(torch.zeros(1, 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64)[None], torch.as_tensor(q, dtype=torch.float64)[None])
     first = [int(np.flatnonzero((tree.q_index == j) & (tree.multiplier != 0))[0]) for j in range(tree.dof)]
-    return lp.joint_pos[0, first].numpy(), lp.joint_axis[0, first].numpy()
+    a, u = lp.joint_pos[0, first].numpy(), lp.joint_axis[0, first].numpy()
+    R, t = lp.rot[0, frame_link].numpy(), lp.pos[0, frame_link].numpy()
+    return (a - t) @ R, u @ R
+
+
+def _frame_link(desc: HandDescription, n_theirs: int) -> tuple[int, np.ndarray]:
+    """Our link their frame attaches to, and our joints (indices) below it, when their model has
+    ``n_theirs`` joints: the link nearest the root below which exactly ``n_theirs`` of our joints
+    move, every other joint lying between it and the root. (0, all joints) when the counts match."""
+    tree = desc.tree
+    moving = [int(tree.q_index[l]) if tree.q_index[l] >= 0 and tree.multiplier[l] != 0 else -1 for l in range(tree.num_links)]
+    if n_theirs == tree.dof:
+        return 0, np.arange(tree.dof)
+    for l in range(1, tree.num_links):
+        path, p = set(), l
+        while p > 0:  # joints from the root down to l, l's own included
+            if moving[p] >= 0:
+                path.add(moving[p])
+            p = int(tree.parent[p])
+        below = set()
+        for c in range(l + 1, tree.num_links):
+            a = c
+            while a > l:
+                a = int(tree.parent[a])
+            if a == l and moving[c] >= 0:
+                below.add(moving[c])
+        if len(below) == n_theirs and not (below & path) and len(below | path) == tree.dof:
+            return l, np.array(sorted(below))
+    raise HandLoadError(f"{desc.name!r} has {tree.dof} joints; no link of it has {n_theirs} below it and the rest above")
 
 
 def _kabsch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -211,9 +261,13 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
         raise HandLoadError(f"MJCF file not found: {path}")
     model = _compile_without_meshes(path)
     b0, v0, jids = _theirs_at(model)
-    a0, u0 = _ours_at(desc, np.zeros(desc.dof))
-    if len(jids) != desc.dof:
+    if len(jids) > desc.dof:
         raise HandLoadError(f"{path}: {len(jids)} hinge/slide joints, {desc.name!r} has {desc.dof}: not the same hand")
+    try:
+        frame, subset = _frame_link(desc, len(jids))
+    except HandLoadError as e:
+        raise HandLoadError(f"{path}: {len(jids)} hinge/slide joints: {e}: not the same hand") from e
+    a0, u0 = (x[subset] for x in _ours_at(desc, np.zeros(desc.dof), frame))
     best = None
     # A revolute joint's anchor may sit anywhere on its axis (models place them differently), so the
     # joints are matched as lines: point-to-line ICP from the 24 axis-aligned orientations, with
@@ -239,8 +293,9 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
     if err > tolerance:
         raise HandLoadError(f"{path}: no rigid transform brings its joint axes onto {desc.name!r}'s (best mismatch {err * 1000:.1f} mm): "
                             "not the same hand, or different zero poses")
-    source = np.asarray(cols, np.int64)  # their joint k is driven by our joint source[k]
-    dots = np.einsum("ki,ki->k", v0 @ R.T, u0[source])
+    local = np.asarray(cols, np.int64)  # their joint k is driven by our joint subset[local[k]]
+    source = subset[local]
+    dots = np.einsum("ki,ki->k", v0 @ R.T, u0[local])
     if np.any(np.abs(dots) < 0.99):
         k = int(np.argmin(np.abs(dots)))
         raise HandLoadError(f"{path}: joint axes do not match after alignment ({model.joint(jids[k]).name}: cos {dots[k]:.2f})")
@@ -251,7 +306,7 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
     worst = err
     for _ in range(8):
         q = lo + (hi - lo) * rng.random(desc.dof)
-        a, _ = _ours_at(desc, q)
+        a, _ = _ours_at(desc, q, frame)
         b, v, _ = _theirs_at(model, q[source] * sign)
         dist, _ = _line_costs(a[source], b, v, R, t)
         worst = max(worst, float(np.diag(dist).max()))
@@ -261,4 +316,5 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
     names = [model.joint(j).name for j in jids]
     rng_lo = np.array([model.jnt_range[j][0] if model.jnt_limited[j] else -np.inf for j in jids])
     rng_hi = np.array([model.jnt_range[j][1] if model.jnt_limited[j] else np.inf for j in jids])
-    return HandAlignment(path.stem, names, source, sign, R, t, rng_lo, rng_hi, worst)
+    return HandAlignment(path.stem, names, source, sign, R, t, rng_lo, rng_hi, worst, frame, desc.tree.link_names[frame] if frame else "",
+                         desc.tree)
