@@ -15,7 +15,10 @@ meshes from MuJoCo Menagerie, a 554 MB git submodule usually absent. Visual geom
 never touch anything, so where a mesh file is missing it is replaced by a box of the body's collision
 geoms' size (their bounding box); the bodies' masses then come from those boxes at the XML's density.
 A hand whose *collision* geoms use missing meshes (DexGraspBench's Shadow fingertips) cannot be
-judged this way, and the script says so and stops.
+judged this way: give ``--menagerie DIR``, a folder in Menagerie's layout (``DIR/shadow_hand/assets/...``),
+from which the missing files are copied. The whole submodule does that; so does MuJoCo's own copy of
+Menagerie's Shadow hand shipped in the ``mujoco-mjx`` wheel (``pip download --no-deps mujoco-mjx``,
+unzip, ``DIR = mujoco/mjx/test_data``). Without it the script says so and stops.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 
-def prepare(dgb: Path, hand: str, work: Path) -> Path:
-    """A runnable copy of ``dgb`` (src, config, the hand's assets) under ``work/dgb``, missing visual
+def prepare(dgb: Path, hand: str, work: Path, menagerie: Path | None = None) -> Path:
+    """A runnable copy of ``dgb`` (src, config, the hand's assets) under ``work/dgb``: missing meshes
+    taken from ``menagerie`` (a folder in MuJoCo Menagerie's layout) where it has them, missing visual
     meshes replaced by boxes; returns the hand XML of the copy."""
     import mujoco
     import trimesh
@@ -57,7 +61,21 @@ def prepare(dgb: Path, hand: str, work: Path) -> Path:
     meshdir = (xml.parent / (spec.meshdir or "")).resolve()
     # meshdir points into third_party/ of the original checkout layout: rebuild that path in the copy
     missing = [m for m in spec.meshes if not (meshdir / m.file).is_file()]
+    copied = []
+    if menagerie is not None and missing:
+        # meshdir is .../third_party/mujoco_menagerie/MODEL/assets: the same relative path in ``menagerie``
+        parts = meshdir.parts
+        rel = Path(*parts[parts.index("mujoco_menagerie") + 1:]) if "mujoco_menagerie" in parts else Path(meshdir.name)
+        for m in missing:
+            src = menagerie / rel / m.file
+            if src.is_file():
+                (meshdir / m.file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, meshdir / m.file)
+                copied.append(m.file)
+        missing = [m for m in missing if m.file not in copied]
     if not missing:
+        (work / "prepared.json").write_text(json.dumps({"hand": hand, "xml": str(xml), "menagerie_meshes": copied,
+                                                         "placeholder_meshes": []}, indent=1))
         return xml
     model = _compile_without_meshes(xml)  # collision geometry only: the size of each body
     boxes: dict[str, np.ndarray] = {}
@@ -89,8 +107,10 @@ def prepare(dgb: Path, hand: str, work: Path) -> Path:
     bad = _colliding_mesh_geoms(xml, {m.name for m in missing})
     if bad:
         raise SystemExit(f"{hand}: collision geoms use meshes that are not here ({', '.join(sorted(bad))}): DexGraspBench's "
-                         "verdicts on this hand need MuJoCo Menagerie's meshes (git submodule update --init in the checkout)")
-    (work / "prepared.json").write_text(json.dumps({"hand": hand, "xml": str(xml), "placeholder_meshes": made}, indent=1))
+                         "verdicts on this hand need MuJoCo Menagerie's meshes (git submodule update --init in the checkout, "
+                         "or --menagerie DIR)")
+    (work / "prepared.json").write_text(json.dumps({"hand": hand, "xml": str(xml), "menagerie_meshes": copied,
+                                                     "placeholder_meshes": made}, indent=1))
     return xml
 
 
@@ -132,12 +152,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dgb", type=Path, required=True, help="a checkout of DexGraspBench (github.com/JYChen18/DexGraspBench)")
     ap.add_argument("--python", default=sys.executable, help="the Python that has DexGraspBench's requirements (its README)")
-    ap.add_argument("--grasps", type=Path, nargs="+", required=True, help="graspforge grasp files or folders of them")
+    ap.add_argument("--grasps", type=Path, nargs="*", default=[], help="graspforge grasp files or folders of them")
     ap.add_argument("--hand", default="allegro", help="DexGraspBench hand (assets/hand/HAND), e.g. allegro, shadow, leap")
     ap.add_argument("--work", type=Path, default=Path("dgb-work"))
     ap.add_argument("--protocol", default="strict", help="graspforge's protocol to compare with")
     ap.add_argument("--graspforge-hand", default=None, help="the hand source the grasps were made with, when not built in "
                     "(e.g. DexGraspBench's own MJCF imported: the fairest comparison, both simulate the same hand)")
+    ap.add_argument("--menagerie", type=Path, default=None, help="a folder in MuJoCo Menagerie's layout with the hand's "
+                    "meshes (the submodule, or mujoco/mjx/test_data of the mujoco-mjx wheel for Shadow)")
+    ap.add_argument("--prepare-only", action="store_true", help="prepare the copy under --work, print its hand XML, stop")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     args = ap.parse_args()
     if not (args.dgb / "src" / "main.py").is_file():
@@ -151,8 +174,13 @@ def main() -> int:
     for g in args.grasps:
         files += sorted(g.glob("*.npz")) if g.is_dir() else [g]
     t0 = time.perf_counter()
+    if args.prepare_only:
+        print(prepare(args.dgb, args.hand, work, args.menagerie))
+        return 0
+    if not files:
+        ap.error("--grasps: no grasp files given")
     ours = graspforge_verdicts(files, args.protocol, args.workers, args.graspforge_hand)
-    xml = prepare(args.dgb, args.hand, work)
+    xml = prepare(args.dgb, args.hand, work, args.menagerie)
     export = work / "export"
     if export.exists():
         shutil.rmtree(export)
