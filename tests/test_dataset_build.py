@@ -35,6 +35,19 @@ def test_parse_shard_and_plan():
     for bad in ("4/4", "-1/2", "1", "a/b", "0/0"):
         with pytest.raises(DatasetError):
             parse_shard(bad)
+    with pytest.raises(DatasetError, match="last of 2 is 1/2"):
+        parse_shard("2/2")
+    # SLURM arrays numbered from 0 or from 1: the same shares
+    assert parse_shard("auto", {}) == (0, 1)
+    for first in (0, 1):
+        got = [parse_shard("auto", {"SLURM_ARRAY_TASK_ID": str(first + k), "SLURM_ARRAY_TASK_MIN": str(first),
+                                    "SLURM_ARRAY_TASK_COUNT": "3"}) for k in range(3)]
+        assert got == [(0, 3), (1, 3), (2, 3)]
+    assert parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "4", "SLURM_ARRAY_TASK_MAX": "7"}) == (1, 4)
+    with pytest.raises(DatasetError, match="SLURM"):
+        parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"})
+    with pytest.raises(DatasetError, match="not in the array"):
+        parse_shard("auto", {"SLURM_ARRAY_TASK_ID": "9", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "4"})
     s = DatasetSettings(hands=["panda", "allegro"], grasp_types=["full", "pinch"], objects=OBJECTS)
     jobs = plan_jobs(s)
     assert len(jobs) == 16 and len({j.id for j in jobs}) == 16

@@ -31,7 +31,8 @@ def add_parser(sub) -> None:
     b.add_argument("--workers", type=int, default=1, help="parallel jobs (processes or Ray tasks)")
     b.add_argument("--backend", choices=("local", "ray"), default="local")
     b.add_argument("--address", default=None, help="Ray cluster address (default: start a local Ray instance)")
-    b.add_argument("--shard", default="0/1", help="i/n: run only the i-th of n disjoint shares of the jobs (SLURM arrays)")
+    b.add_argument("--shard", default="0/1", help="i/n: run only share i of n disjoint shares of the jobs, counting from 0 (0/4 ... 3/4); "
+                   "auto: from SLURM_ARRAY_TASK_ID/_MIN/_COUNT (arrays from 0 or 1 alike)")
     b.add_argument("--contacts", type=int)
     b.add_argument("--energy", choices=ENERGY_METHODS)
     b.add_argument("--optimizer", choices=OPTIMIZERS)

@@ -115,12 +115,32 @@ def plan_jobs(settings: DatasetSettings) -> list[Job]:
     return [Job(sp, st, h, t) for h in settings.hands for t in settings.grasp_types for sp, st in objs]
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/n"`` -> (i, n) with 0 <= i < n."""
+def parse_shard(text: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n): shards count from 0, ``0 <= i < n``. ``"auto"``: from a SLURM job array
+    (``SLURM_ARRAY_TASK_ID`` minus ``SLURM_ARRAY_TASK_MIN``, of ``SLURM_ARRAY_TASK_COUNT``), so an
+    array numbered 0..n-1 or 1..n both cover every job; (0, 1) outside an array."""
+    env = os.environ if environ is None else environ
+    if (text or "").strip().lower() == "auto":
+        if "SLURM_ARRAY_TASK_ID" not in env:
+            return 0, 1
+        try:
+            tid = int(env["SLURM_ARRAY_TASK_ID"])
+            lo = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            count = int(env["SLURM_ARRAY_TASK_COUNT"]) if "SLURM_ARRAY_TASK_COUNT" in env else int(env["SLURM_ARRAY_TASK_MAX"]) - lo + 1
+        except (KeyError, ValueError) as e:
+            raise DatasetError(f"--shard auto: cannot read the SLURM array variables ({e}); give --shard i/n") from e
+        if not 0 <= tid - lo < count:
+            raise DatasetError(f"--shard auto: SLURM_ARRAY_TASK_ID {tid} is not in the array's {count} tasks from {lo} "
+                               "(a stepped array such as 0-9:2 needs --shard i/n)")
+        return tid - lo, count
     m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
-    if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
-        raise DatasetError(f"--shard {text!r}: expected i/n with 0 <= i < n, e.g. 0/4")
-    return int(m.group(1)), int(m.group(2))
+    if not m or int(m.group(2)) < 1:
+        raise DatasetError(f"--shard {text!r}: expected i/n counting from 0 (0 <= i < n, e.g. 0/4 ... 3/4), or auto")
+    i, n = int(m.group(1)), int(m.group(2))
+    if i >= n:
+        raise DatasetError(f"--shard {text!r}: shards count from 0, so the last of {n} is {n - 1}/{n}; "
+                           "for a SLURM array numbered from 1 use --shard auto")
+    return i, n
 
 
 def shard_jobs(jobs: list[Job], index: int, count: int) -> list[Job]:
