@@ -50,6 +50,29 @@ def test_generate_rejects_bad_input(tmp_path):
     assert r.returncode == 1 and "energy.w_pen must be a number" in r.stderr
 
 
+def test_a_write_that_fails_is_one_named_error_and_a_rerun_completes(tmp_path):
+    """A real failing write: the process may not write files over 4 kB (RLIMIT_FSIZE, EFBIG: the
+    same path as a full disk, ENOSPC), so config.toml is written and the grasp file is not."""
+    import resource
+
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "generate", "--object", "box", "--grasps", "2",
+            "--contacts", "4", "--iterations", "5", "--out", str(out), "--quiet", "--set", "energy.object_points=300"]
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4_000, resource.RLIM_INFINITY))
+
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600, preexec_fn=small_files)
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "cannot write" in err[0] and "box__allegro__full.npz" in err[0] and "EFBIG" in err[0], err
+    assert not list(out.glob("*.npz")) and not list(out.glob(".*.tmp"))
+    r2 = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert r2.returncode == 0, r2.stderr
+    assert len(GraspSet.load(out / "box__allegro__full.npz")) == 2
+
+
 def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
     import os
     import signal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from .errors import WriteError
 
 
 def _umask() -> int:
@@ -32,8 +35,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     A killed process leaves either the old file or the new one, never half of either.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as fh:
@@ -41,12 +47,34 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise write_error(path, e) from e
         raise
+
+
+#: what to do about each errno a write can meet
+_WRITE_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space or write elsewhere (--out), then rerun the same command to resume",
+    errno.EDQUOT: "the disk quota is used up: free space or write elsewhere (--out), then rerun to resume",
+    errno.EACCES: "no permission to write there: choose another folder (--out) or fix its permissions",
+    errno.EPERM: "not permitted to write there: choose another folder (--out) or fix its permissions",
+    errno.EROFS: "the file system is read-only: write elsewhere (--out)",
+    errno.EFBIG: "the file exceeds the size this process may write (ulimit -f) or the file system allows",
+    errno.ENOENT: "a folder on the way is missing or was removed: check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+}
+
+
+def write_error(path: str | os.PathLike, e: OSError) -> WriteError:
+    """A :class:`WriteError` naming ``path``, the system's reason and what to do."""
+    reason = e.strerror or str(e)
+    advice = _WRITE_ADVICE.get(e.errno or -1, "check the path and rerun")
+    return WriteError(e.errno or 0, f"cannot write {path}: {reason} [{errno.errorcode.get(e.errno or -1, 'OSError')}]; {advice}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

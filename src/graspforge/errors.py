@@ -22,3 +22,11 @@ class UnknownNameError(GraspforgeError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0]) if self.args else ""
+
+
+class WriteError(GraspforgeError, OSError):
+    """A file could not be written (full disk, no permission, read-only file system, missing folder).
+    The message names the file and what to do; files finished before it are intact."""
+
+    def __str__(self) -> str:
+        return str(self.args[1]) if len(self.args) > 1 else super().__str__()

@@ -51,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("graspforge: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # a folder that cannot be made or read: one line, not a traceback
+        from .._io import write_error
+
+        print(f"graspforge: error: {write_error(e.filename or '?', e)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
