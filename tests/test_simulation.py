@@ -241,3 +241,83 @@ def test_dexgraspbench_protocol_builds_its_constants(panda_box):
     assert r["success"] and r["reason"] == HELD
     with pytest.raises(Exception):
         PhysicsConfig(root="floating").validate()
+
+
+TENDON_HAND_MJCF = """<mujoco model="tendon_hand">
+  <compiler angle="radian"/>
+  <default>
+    <joint damping="0.07" armature="0.0003" frictionloss="0.01"/>
+    <position kp="4" forcerange="-2 2"/>
+  </default>
+  <worldbody>
+    <body name="palm">
+      <geom type="box" size="0.04 0.04 0.01"/>
+      <body name="a1" pos="0.02 0 0.01">
+        <inertial pos="0 0 0.02" mass="0.031" diaginertia="2e-5 2e-5 1e-5"/>
+        <joint name="a1" axis="0 1 0" range="0 1.2"/>
+        <geom type="capsule" size="0.008 0.015" pos="0 0 0.02"/>
+        <body name="a2" pos="0 0 0.045">
+          <inertial pos="0 0 0.015" mass="0.017" diaginertia="1e-5 1e-5 5e-6"/>
+          <joint name="a2" axis="0 1 0" range="0 1.2"/>
+          <geom type="capsule" size="0.008 0.012" pos="0 0 0.015"/>
+        </body>
+      </body>
+      <body name="b1" pos="-0.02 0 0.01">
+        <inertial pos="0 0 0.02" mass="0.029" diaginertia="2e-5 2e-5 1e-5"/>
+        <joint name="b1" axis="0 -1 0" range="0 1.2"/>
+        <geom type="capsule" size="0.008 0.02" pos="0 0 0.025"/>
+      </body>
+    </body>
+  </worldbody>
+  <contact><exclude body1="a2" body2="b1"/></contact>
+  <tendon><fixed name="a_sum"><joint joint="a1" coef="1"/><joint joint="a2" coef="1"/></fixed></tendon>
+  <actuator>
+    <position name="A" tendon="a_sum" ctrlrange="0 2.4"/>
+    <position name="B" joint="b1" ctrlrange="0 1.2"/>
+  </actuator>
+</mujoco>
+"""
+
+
+def test_source_dynamics_keep_the_mjcf_actuators_tendons_and_inertials(tmp_path):
+    """hand_dynamics "source": an MJCF hand is simulated with its own joint dynamics, inertials,
+    exclusions and actuators; a tendon actuator drives the sum of its joints (underactuated), as in
+    the file, where "protocol" puts a servo on every joint."""
+    import mujoco
+
+    xml = tmp_path / "tendon_hand.xml"
+    xml.write_text(TENDON_HAND_MJCF)
+    desc = load_hand_description(xml)
+    ref = mujoco.MjModel.from_xml_path(str(xml))
+    box = load_object("box:extents=0.03")
+    pieces, origin = collision_pieces(box)
+    source = PhysicsConfig(hand_dynamics="source")
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, source, "box", origin)
+    m = scene.model
+    assert m.nu == 2 and m.ntendon == 1 and scene.hand_dynamics == "source"
+    for j in ("a1", "a2", "b1"):
+        dof_ours, dof_ref = m.jnt_dofadr[m.joint(j).id], ref.jnt_dofadr[ref.joint(j).id]
+        assert m.dof_armature[dof_ours] == pytest.approx(0.0003) and m.dof_frictionloss[dof_ours] == pytest.approx(0.01)
+        assert np.ravel(m.dof_damping)[dof_ours] == pytest.approx(np.ravel(ref.dof_damping)[dof_ref])
+    for b in ("a1", "a2", "b1"):
+        assert m.body_mass[m.body(b).id] == pytest.approx(ref.body_mass[ref.body(b).id])
+    np.testing.assert_allclose(m.actuator_gainprm[:, 0], 4.0)
+    np.testing.assert_allclose(m.actuator_forcerange, [[-2, 2], [-2, 2]])
+    # servo targets: the tendon's is a1 + a2 (DexGraspBench's qpos -> ctrl through actuator_moment)
+    q = {"a1": 0.3, "a2": 0.5, "b1": 0.7}
+    qv = np.array([q[n] for n in desc.joint_names])
+    np.testing.assert_allclose(scene.hand_ctrl(qv), [0.8, 0.7], atol=1e-12)
+    # the file's exclusion is kept
+    assert any({m.body(int(s >> 16)).name, m.body(int(s & 0xFFFF)).name} == {"a2", "b1"} for s in m.exclude_signature)
+    # driven without an object: the tendon servo brings the SUM to its target, the split is free
+    data = mujoco.MjData(m)
+    data.qpos[scene.object_qadr:scene.object_qadr + 3] = [1.0, 1.0, 1.0]
+    data.ctrl[:] = scene.hand_ctrl(qv)
+    for _ in range(1500):
+        mujoco.mj_step(m, data)
+    val = {n: data.qpos[m.jnt_qposadr[m.joint(n).id]] for n in q}
+    assert val["a1"] + val["a2"] == pytest.approx(0.8, abs=0.03) and val["b1"] == pytest.approx(0.7, abs=0.03)
+    # "protocol": one servo per joint, the protocol's constants
+    proto = build_scene(desc, link_collision_meshes(desc), pieces, PhysicsConfig(), "box", origin)
+    assert proto.model.nu == 3 and proto.model.ntendon == 0 and proto.actuator_matrix is None
+    assert proto.model.dof_armature[proto.model.jnt_dofadr[proto.model.joint("a1").id]] == pytest.approx(PhysicsConfig().armature_revolute)

@@ -16,6 +16,7 @@ the object's mesh axes are rotated into this frame by :mod:`graspforge.evaluate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mujoco
 import numpy as np
@@ -61,6 +62,10 @@ class GraspScene:
     excluded_pairs: list[tuple[str, str]] = field(default_factory=list)
     hand_geometry: str = ""
     object_geometry: str = ""
+    # (nu, J): servo targets from the hand joints' values when the actuators are the source MJCF's
+    # (a tendon actuator's target is a combination of joints); None: one servo per actuated joint
+    actuator_matrix: np.ndarray | None = None
+    hand_dynamics: str = "protocol"
 
     def hand_qpos(self, q: np.ndarray) -> np.ndarray:
         """(D,) actuated joints -> (J,) values of the hand's MuJoCo joints."""
@@ -68,6 +73,8 @@ class GraspScene:
 
     def hand_ctrl(self, q: np.ndarray) -> np.ndarray:
         """(D,) actuated joints -> (nu,) servo targets."""
+        if self.actuator_matrix is not None:
+            return self.actuator_matrix @ self.hand_qpos(q)
         return self.actuator_multiplier * np.atleast_1d(np.asarray(q, np.float64))[self.actuator_q_index] + self.actuator_offset
 
 
@@ -110,6 +117,90 @@ def _set_damping(joint, value: float) -> None:
         joint.damping = d
 
 
+def source_dynamics_model(desc: HandDescription) -> mujoco.MjModel | None:
+    """The compiled MJCF a hand was imported from (missing mesh files dropped: only its joints,
+    actuators, inertials and exclusions are read), or None for hands not from an MJCF."""
+    src = getattr(desc, "source", None)
+    if src is None or Path(src).suffix.lower() != ".xml" or not Path(src).is_file():
+        return None
+    from ..hands.alignment import _compile_without_meshes
+
+    return _compile_without_meshes(Path(src))
+
+
+def _same_frames(desc: HandDescription, src: mujoco.MjModel) -> bool:
+    """Every link's frame relative to its parent equals the source body's (so inertials, given in
+    body frames, carry over)."""
+    tree = desc.tree
+    for l in range(1, tree.num_links):
+        try:
+            b, pb = src.body(tree.link_names[l]).id, src.body(tree.link_names[int(tree.parent[l])]).id
+        except KeyError:
+            return False
+        if int(src.body_parentid[b]) != pb:
+            return False
+        pos, quat = _mat_to_pos_quat(tree.post[tree.parent[l]] @ tree.origin[l])
+        if np.abs(pos - src.body_pos[b]).max() > 1e-6 or 1 - abs(float(np.dot(quat, src.body_quat[b]))) > 1e-9:
+            return False
+        if np.abs(tree.post[l] - np.eye(4)).max() > 1e-9:
+            return False
+    return True
+
+
+def _add_source_actuators(spec, src: mujoco.MjModel, joint_names: set[str], hand: str) -> None:
+    """The source MJCF's actuators (joint or fixed-tendon transmissions, position-servo gains, force
+    and control ranges) on the scene's joints of the same names."""
+    for a in range(src.nu):
+        trn = int(src.actuator_trntype[a])
+        act = spec.add_actuator()
+        act.name = f"servo:{src.actuator(a).name or a}"
+        if trn == int(mujoco.mjtTrn.mjTRN_JOINT):
+            target = src.joint(int(src.actuator_trnid[a, 0])).name
+            if target not in joint_names:
+                raise SceneError(f"hand {hand!r}: actuator {act.name!r} drives joint {target!r}, which the description lacks")
+            act.trntype, act.target = mujoco.mjtTrn.mjTRN_JOINT, target
+        elif trn == int(mujoco.mjtTrn.mjTRN_TENDON):
+            t = int(src.actuator_trnid[a, 0])
+            ten = spec.add_tendon()
+            ten.name = f"tendon:{src.tendon(t).name or t}"
+            for w in range(int(src.tendon_adr[t]), int(src.tendon_adr[t] + src.tendon_num[t])):
+                if int(src.wrap_type[w]) != int(mujoco.mjtWrap.mjWRAP_JOINT):
+                    raise SceneError(f"hand {hand!r}: actuator {act.name!r} uses a spatial tendon; only fixed tendons are simulated")
+                jn = src.joint(int(src.wrap_objid[w])).name
+                if jn not in joint_names:
+                    raise SceneError(f"hand {hand!r}: tendon {ten.name!r} spans joint {jn!r}, which the description lacks")
+                ten.wrap_joint(jn, float(src.wrap_prm[w]))
+            act.trntype, act.target = mujoco.mjtTrn.mjTRN_TENDON, ten.name
+        else:
+            raise SceneError(f"hand {hand!r}: actuator {act.name!r} has a transmission graspforge does not simulate ({trn})")
+        act.gear = np.asarray(src.actuator_gear[a], np.float64)
+        act.gaintype, act.biastype = int(src.actuator_gaintype[a]), int(src.actuator_biastype[a])
+        act.dyntype = int(src.actuator_dyntype[a])
+        act.gainprm = np.asarray(src.actuator_gainprm[a], np.float64)
+        act.biasprm = np.asarray(src.actuator_biasprm[a], np.float64)
+        act.dynprm = np.asarray(src.actuator_dynprm[a], np.float64)
+        if src.actuator_forcelimited[a]:
+            act.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.forcerange = np.asarray(src.actuator_forcerange[a], np.float64)
+        if src.actuator_ctrllimited[a]:
+            act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.ctrlrange = np.asarray(src.actuator_ctrlrange[a], np.float64)
+
+
+def _actuator_matrix(model: mujoco.MjModel, joint_names: list[str]) -> np.ndarray:
+    """(nu, J): d(actuator length)/d(joint value) at qpos0 for the named hand joints: the servo
+    target of each actuator from the joints' values (linear for joint and fixed-tendon transmissions)."""
+    data = mujoco.MjData(model)
+    mujoco.mj_forward(model, data)
+    dense = np.zeros((model.nu, model.nv))
+    if hasattr(data, "moment_rownnz"):
+        mujoco.mju_sparse2dense(dense, data.actuator_moment, data.moment_rownnz, data.moment_rowadr, data.moment_colind)
+    else:  # pragma: no cover - MuJoCo < 3.1 keeps it dense
+        dense[:] = np.asarray(data.actuator_moment).reshape(model.nu, model.nv)
+    cols = [int(model.jnt_dofadr[model.joint(n).id]) for n in joint_names]
+    return dense[:, cols]
+
+
 def _hull_volume(V: np.ndarray) -> float:
     """Volume of the part's convex hull (0 for flat or degenerate parts, which MuJoCo refuses)."""
     if len(V) < 4:
@@ -124,6 +215,8 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 physics: PhysicsConfig, object_name: str = "object", object_geometry: str = "") -> GraspScene:
     """Compile the scene; raises :class:`SceneError` naming the link or object that cannot be simulated."""
     tree = desc.tree
+    src = source_dynamics_model(desc) if physics.hand_dynamics == "source" else None
+    inertials = src is not None and _same_frames(desc, src)
     spec = mujoco.MjSpec()
     spec.modelname = f"{desc.name}__{object_name}"
     spec.compiler.degree = False  # joint ranges are radians
@@ -174,6 +267,11 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 revolute = tree.joint_type[l] == REVOLUTE
                 jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
                 _set_damping(jt, physics.joint_damping)
+                if src is not None and jt.name in _names(src, mujoco.mjtObj.mjOBJ_JOINT):
+                    dof = int(src.jnt_dofadr[src.joint(jt.name).id])
+                    jt.armature = float(src.dof_armature[dof])
+                    _set_damping(jt, float(src.dof_damping[dof]))
+                    jt.frictionloss = float(src.dof_frictionloss[dof])
                 j = int(tree.q_index[l])
                 if driver[j] == l:
                     lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
@@ -196,6 +294,13 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
             body.mass = 1e-4
             body.inertia = [1e-8, 1e-8, 1e-8]
             body.explicitinertial = True
+        if inertials and l > 0:  # the source's masses (a welded root's mass does not matter)
+            b = src.body(name).id
+            body.mass = max(float(src.body_mass[b]), 1e-6)
+            body.ipos = np.asarray(src.body_ipos[b], np.float64)
+            body.iquat = np.asarray(src.body_iquat[b], np.float64)
+            body.inertia = np.maximum(np.asarray(src.body_inertia[b], np.float64), 1e-10)
+            body.explicitinertial = True
 
     for j in range(len(tree.actuated_joints)):
         l = driver[j]
@@ -212,19 +317,28 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
             data[0] = tree.offset[f] - ratio * tree.offset[l]
             data[1] = ratio
             eq.data = data
-        act = spec.add_actuator()
-        act.name = f"servo:{tree.actuated_joints[j]}"
-        act.target = tree.joint_names[l]
-        act.trntype = mujoco.mjtTrn.mjTRN_JOINT
-        kp = physics.kp_revolute if tree.joint_type[l] == REVOLUTE else physics.kp_prismatic
-        if physics.servo_dampratio > 0:
-            act.set_to_position(kp=kp, dampratio=physics.servo_dampratio)
-        else:
-            act.set_to_position(kp=kp)
-        lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
-        hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
-        act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        act.ctrlrange = [min(lo, hi), max(lo, hi)]
+        if src is None:  # one servo per actuated joint
+            act = spec.add_actuator()
+            act.name = f"servo:{tree.actuated_joints[j]}"
+            act.target = tree.joint_names[l]
+            act.trntype = mujoco.mjtTrn.mjTRN_JOINT
+            kp = physics.kp_revolute if tree.joint_type[l] == REVOLUTE else physics.kp_prismatic
+            if physics.servo_dampratio > 0:
+                act.set_to_position(kp=kp, dampratio=physics.servo_dampratio)
+            else:
+                act.set_to_position(kp=kp)
+            lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
+            hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
+            act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+            act.ctrlrange = [min(lo, hi), max(lo, hi)]
+
+    if src is not None:
+        _add_source_actuators(spec, src, set(tree.joint_names), desc.name)
+        for sig in np.asarray(src.exclude_signature, np.int64):
+            b1, b2 = src.body(int(sig >> 16)).name, src.body(int(sig & 0xFFFF)).name
+            if b1 in tree.link_names and b2 in tree.link_names:
+                ex = spec.add_exclude()
+                ex.bodyname1, ex.bodyname2 = b1, b2
 
     # the object: convex pieces at a density that gives the configured mass
     obj = spec.worldbody.add_body(name="object")
@@ -238,7 +352,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
         _add_mesh_geom(spec, obj, f"object:{k}", V, F, physics, physics.object_mass / volume, [0.9, 0.5, 0.2, 1.0])
 
     model = _compile(spec, desc.name, object_name)
-    scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry)
+    scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
 
     # pairs that touch in the open pose never collide (they would fight from the first step)
     if not physics.exclude_open_pose_contacts:
@@ -258,7 +372,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
             ex = spec.add_exclude()
             ex.bodyname1, ex.bodyname2 = a, b
         model = _compile(spec, desc.name, object_name)
-        scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry)
+        scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
     scene.excluded_pairs = sorted(pairs)
     return scene
 
@@ -270,7 +384,13 @@ def _compile(spec, hand: str, obj: str) -> mujoco.MjModel:
         raise SceneError(f"MuJoCo could not compile hand {hand!r} with object {obj!r}: {exc}") from exc
 
 
-def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand_origin: str, object_geometry: str) -> GraspScene:
+def _names(model: mujoco.MjModel, kind) -> set[str]:
+    n = {mujoco.mjtObj.mjOBJ_JOINT: model.njnt, mujoco.mjtObj.mjOBJ_BODY: model.nbody}[kind]
+    return {mujoco.mj_id2name(model, kind, i) for i in range(n)} - {None}
+
+
+def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand_origin: str, object_geometry: str,
+                source_actuators: bool = False) -> GraspScene:
     tree = desc.tree
     links = [l for l in range(tree.num_links) if tree.q_index[l] >= 0]
     jadr = np.array([model.jnt_qposadr[model.joint(tree.joint_names[l]).id] for l in links], np.int64)
@@ -297,4 +417,6 @@ def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand
         hand_body_mask=hand_mask,
         hand_geometry=hand_origin,
         object_geometry=object_geometry,
+        actuator_matrix=_actuator_matrix(model, [tree.joint_names[l] for l in links]) if source_actuators else None,
+        hand_dynamics="source" if source_actuators else "protocol",
     )
