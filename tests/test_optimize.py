@@ -269,3 +269,43 @@ def test_initial_joints_follow_the_truncated_normal(hand):
         dist = stats.truncnorm((lo[j] - c[j]) / sigma[j], (hi[j] - c[j]) / sigma[j], loc=c[j], scale=sigma[j])
         assert stats.kstest(q[:, j], dist.cdf).pvalue > 1e-3, j
         assert np.mean(np.abs(q[:, j] - lo[j]) < 1e-6) < 0.01 and np.mean(np.abs(q[:, j] - hi[j]) < 1e-6) < 0.01
+
+
+def test_snap_contacts_moves_far_contacts_only_where_the_energy_drops():
+    from graspforge.config import load_config
+    from graspforge.hands.description import is_thumb_link
+    from graspforge.synthesis import make_optimizer, snap_contacts
+
+    hand = load_hand("allegro")
+    cfg = load_config(overrides={"grasps": 8, "contacts": 12, "optimizer.iterations": 60, "energy.object_points": 400, "seed": 3})
+    opt, energy, _ = make_optimizer(hand, [load_object("box")], cfg)
+    opt.run(60)
+    pose, before = opt.pose.clone(), opt.contacts.clone()
+    allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask("full")))
+    thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
+    thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids))]
+    threshold = 0.002
+    everyone = torch.ones(len(pose), dtype=torch.bool)
+    with torch.no_grad():
+        energy.reset(everyone)  # both totals from a cold QP start, comparable
+        e0 = energy(pose, before)[0]
+        state = hand.forward_kinematics(pose)
+        d0 = energy.contact_geometry(state, before)[2]
+    after, changed = snap_contacts(energy, pose, before, allowed, thumb, 2, threshold)
+    energy.reset(everyone)
+    with torch.no_grad():
+        e1 = energy(pose, after)[0]
+        d1 = energy.contact_geometry(state, after)[2]
+    moved = after != before
+    assert bool(changed.any()), "after 60 steps some contacts hang far off the box and a nearer one lowers the energy"
+    assert torch.equal(changed, moved.any(1))
+    # only far slots move, each to a candidate nearer the surface, of the same kind
+    assert bool((d0.abs()[moved] > threshold).all())
+    assert bool((d1.abs()[moved] < d0.abs()[moved]).all())
+    assert bool(torch.isin(after[:, :2], thumb).all()) and bool(torch.isin(after, allowed).all())
+    # a move is kept only where it lowered the total (inside, the QP is warm-started: 2 % slack)
+    assert bool((e1[changed] <= e0[changed] * 1.02 + 1e-6).all()), (e0, e1)
+    assert torch.equal(after[~changed], before[~changed])
+    # nothing is farther than a huge threshold: nothing moves
+    same, none = snap_contacts(energy, pose, before, allowed, thumb, 2, 1.0)
+    assert torch.equal(same, before) and not bool(none.any())

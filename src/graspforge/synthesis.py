@@ -111,6 +111,54 @@ def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Te
     return out[0], out[1]
 
 
+def snap_contacts(energy: GraspEnergy, pose: torch.Tensor, contacts: torch.Tensor, allowed: torch.Tensor,
+                  thumb: torch.Tensor, thumb_slots: int, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contacts (B, K) with far slots moved onto the surface where that lowers the energy, and the
+    (B,) mask of grasps that changed.
+
+    Annealing resamples contact indices at random, so late in a run a contact often hangs 1-3 cm in
+    the air while the force-closure QP still counts it: a "grasp" that touches with two links, which
+    a simulator's first touch flicks away. Slot by slot, a slot farther than ``threshold`` m from the
+    surface is offered the unused candidate of its kind (``thumb`` ones for the first
+    ``thumb_slots`` slots, else ``allowed``) ranked best by ``|d| (2 - <n_h, -n_o>)`` (near the
+    surface and facing it) at the current pose; the move is kept where the total energy drops (a
+    zero-temperature Metropolis step: moving a contact that held the force closure up is refused).
+    The refinement then pulls the kept contacts onto the surface.
+    """
+    with torch.no_grad():
+        B, K = contacts.shape
+        dev = contacts.device
+        state = energy.hand.forward_kinematics(pose)
+        C = energy.hand.num_candidates
+        _, n_h, d_all, n_o = energy.contact_geometry(state, torch.arange(C, device=dev).expand(B, C))
+        score = d_all.abs() * (2.0 - (n_h * -n_o).sum(-1))  # (B, C)
+        in_group = [torch.zeros(C, dtype=torch.bool, device=dev) for _ in range(2)]
+        in_group[0][thumb] = True
+        in_group[1][allowed] = True
+        out = contacts.clone()
+        e_cur = energy(pose, out)[0]
+        energy.accept(torch.ones(B, dtype=torch.bool, device=dev))
+        rows = torch.arange(B, device=dev)
+        for k in range(K):
+            group = in_group[0] if k < thumb_slots else in_group[1]
+            if not bool(group.any()):
+                continue
+            d_k = d_all.gather(1, out[:, k:k + 1]).squeeze(1)
+            used = torch.zeros(B, C, dtype=torch.bool, device=dev).scatter_(1, out, True)
+            s = torch.where(used | ~group, torch.full_like(score, float("inf")), score)
+            cand = s.argmin(1)
+            try_ = (d_k.abs() > threshold) & (s[rows, cand] < d_k.abs())
+            prop = out.clone()
+            prop[:, k] = torch.where(try_, cand, out[:, k])
+            e_new = energy(pose, prop)[0]
+            take = try_ & (e_new < e_cur)
+            energy.accept(take)
+            out = torch.where(take.unsqueeze(1), prop, out)
+            e_cur = torch.where(take, e_new, e_cur)
+        changed = (out != contacts).any(1)
+    return out, changed
+
+
 def job_key(hand: str, grasp_type: str, obj: ObjectModel) -> str:
     """The name of one (hand, grasp type, object) job in random-number keys: a grasp's random numbers
     depend on it, the seed and the grasp's index, never on the batch the job was optimised in."""
@@ -171,6 +219,14 @@ def synthesize(
     batch = energy.objects
     oc = cfg.optimizer
     stats = opt.run(oc.iterations, callback=(lambda o: progress(o, o.iteration)) if progress else None)
+    if oc.snap_contacts > 0:
+        allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(gtype.name)), device=hand.device)
+        thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
+        thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
+        contacts, changed = snap_contacts(energy, opt.pose, opt.contacts, allowed, thumb,
+                                          cfg.init.thumb_contacts if len(thumb) else 0, oc.snap_contacts)
+        opt.contacts.copy_(contacts)
+        energy.reset(changed)
     if oc.refine_iterations:
         opt.pose = refine_poses(energy, opt.pose, opt.contacts, oc.refine_iterations, oc.refine_step,
                                 callback=(lambda n: progress(opt, oc.iterations + n)) if progress else None,
