@@ -48,6 +48,17 @@ def test_generate_rejects_bad_input(tmp_path):
     assert r.returncode == 1 and "no_such_object" in r.stderr and "Traceback" not in r.stderr
     r = run("generate", "--set", "energy.w_pen=abc", "--out", str(tmp_path))
     assert r.returncode == 1 and "energy.w_pen must be a number" in r.stderr
+    # nonsense is refused before anything is written: no output folder, no config.toml
+    for bad, says in ((["--iterations", "0"], "iterations must be >= 1"), (["--object", "no_such_object"], "no_such_object"),
+                      (["--grasp-type", "power"], "no grasp type 'power'"), (["--grasps", "0"], "grasps must be >= 1")):
+        out = tmp_path / f"never_{bad[0].strip('-')}"
+        r = run("generate", *bad, "--out", str(out))
+        assert r.returncode == 1 and says in r.stderr, r.stderr
+        assert not out.exists(), bad
+    # more contacts than the grasp type has candidates: a warning, and the run goes on
+    r = run("generate", "--hand", "panda", "--contacts", "40", "--iterations", "2", "--grasps", "2", "--quiet",
+            "--set", "energy.object_points=200", "--out", str(tmp_path / "many"))
+    assert r.returncode == 0 and "exceeds the 16 contact candidates" in r.stderr, r.stderr
 
 
 def test_a_write_that_fails_is_one_named_error_and_a_rerun_completes(tmp_path):

@@ -158,8 +158,10 @@ class OptimizerConfig:
     def validate(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.name!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.iterations < 0 or not 0 <= self.refine_fraction <= 10:
-            raise ConfigError("optimizer.iterations must be >= 0 and optimizer.refine_fraction in [0, 10]")
+        if self.iterations < 1:
+            raise ConfigError(f"optimizer.iterations must be >= 1, got {self.iterations} (0 would write unoptimised initial poses)")
+        if not 0 <= self.refine_fraction <= 10:
+            raise ConfigError("optimizer.refine_fraction must be in [0, 10]")
         if not self.refine_step > 0:
             raise ConfigError("optimizer.refine_step must be > 0")
         if not 0 <= self.snap_contacts < 0.1:

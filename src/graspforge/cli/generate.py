@@ -122,13 +122,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
         torch.set_num_threads(cfg.threads)
     device = check_device(cfg.device)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.toml", dump_toml(cfg))
 
+    # everything is checked before anything is written: a failed command leaves no folder behind
     hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
     for t in types:
         hand.description.grasp_type(t)  # unknown types fail before any work
+        n_cand = int(hand.description.candidate_mask(t).sum())
+        if cfg.contacts > n_cand:
+            print(f"graspforge: warning: --contacts {cfg.contacts} exceeds the {n_cand} contact candidates of grasp type {t!r} "
+                  f"of {hand.description.name!r}: candidates will repeat (as the reference allows)", file=sys.stderr)
     objects = load_objects(cfg.objects)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.toml", dump_toml(cfg))
     hname = hand.description.name
     per_batch = args.objects_per_batch or min(8, len(objects))
     stems = object_stems(objects)
