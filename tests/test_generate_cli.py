@@ -84,6 +84,15 @@ def test_a_write_that_fails_is_one_named_error_and_a_rerun_completes(tmp_path):
     assert len(GraspSet.load(out / "box__allegro__full.npz")) == 2
 
 
+def test_progress_in_a_log_is_plain_lines(tmp_path):
+    r = run("generate", "--object", "box", "--grasps", "2", "--contacts", "4", "--iterations", "40", "--out", str(tmp_path),
+            "--set", "energy.object_points=200")
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stderr.splitlines() if "[full]" in l]
+    assert "\r" not in r.stderr and 3 <= len(lines) <= 12, r.stderr
+    assert lines[-1].startswith("box [full]: 100% (64/64 it)")
+
+
 def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
     import os
     import signal

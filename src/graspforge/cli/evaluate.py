@@ -108,9 +108,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             obj = grasp_set_object(grasps, args.object_spec, where=str(path))
             bar = None
             if not args.quiet:
-                from tqdm import tqdm
+                from .progress import progress_bar
 
-                bar = tqdm(total=len(grasps) * len(args.protocol), desc=path.name[:40], unit="grasp", dynamic_ncols=True, file=sys.stderr)
+                bar = progress_bar(len(grasps) * len(args.protocol), path.name[:40], "grasp")
             try:
                 result = evaluate_grasp_set(grasps, desc, obj, cfg, tuple(args.protocol), workers=workers,
                                             geometry=not args.no_geometry, progress=bar.update if bar else None)
