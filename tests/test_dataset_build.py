@@ -169,3 +169,12 @@ def test_grasp_files_do_not_depend_on_batching(tmp_path):
         a, b = GraspSet.load(tmp_path / "one" / r["file"]), GraspSet.load(tmp_path / "three" / r["file"])
         for name in ("root_position", "root_quaternion", "joint_positions", "squeeze_joint_positions", "contact_indices", "energy"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=f"{r['job']}: {name}")
+
+
+def test_a_build_killed_before_its_first_job_is_still_a_dataset(tmp_path):
+    from graspforge.dataset.build import read_dataset_index
+
+    with pytest.raises(DatasetError, match="not a graspforge dataset"):
+        read_dataset_index(tmp_path)
+    (tmp_path / "dataset.toml").write_text("[dataset]\n")
+    assert read_dataset_index(tmp_path) == []

@@ -197,8 +197,8 @@ def read_index(root: Path) -> list[dict]:
 def read_dataset_index(root: Path) -> list[dict]:
     """:func:`read_index` of a folder that must be a dataset (:class:`DatasetError` otherwise)."""
     root = Path(root)
-    if not (root / "index.json").is_file() and not (root / "jobs").is_dir():
-        raise DatasetError(f"{root}: not a graspforge dataset (no index.json)")
+    if not (root / "index.json").is_file() and not (root / "jobs").is_dir() and not (root / "dataset.toml").is_file():
+        raise DatasetError(f"{root}: not a graspforge dataset (no index.json, jobs/ or dataset.toml)")
     return read_index(root)
 
 
@@ -265,6 +265,9 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
         rp.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(rp, json.loads(json.dumps(rec, default=float)))
         records.append(rec)
+        # the index after every finished job, not only per batch: a kill mid-batch leaves it current
+        # (it is rebuilt from the job records, so writers racing here cannot lose a job)
+        write_index(root_p)
     return records
 
 
