@@ -178,3 +178,54 @@ def test_a_build_killed_before_its_first_job_is_still_a_dataset(tmp_path):
         read_dataset_index(tmp_path)
     (tmp_path / "dataset.toml").write_text("[dataset]\n")
     assert read_dataset_index(tmp_path) == []
+
+
+def test_claims_stale_and_live(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from graspforge.dataset.build import claim_job, claim_path, release_job
+
+    job = plan_jobs(DatasetSettings(hands=["panda"], grasp_types=["full"], objects=["box"]))[0]
+    assert claim_job(tmp_path, job)  # free: claimed
+    assert not claim_job(tmp_path, job)  # held (by this process): not claimed again
+    p = claim_path(tmp_path, job)
+    p.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "time": 0}))
+    assert not claim_job(tmp_path, job)  # a live process of this machine holds it
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    p.write_text(json.dumps({"host": socket.gethostname(), "pid": int(dead.stdout), "time": 0}))
+    assert claim_job(tmp_path, job)  # a dead process's claim is taken over
+    assert json.loads(p.read_text())["pid"] == os.getpid()
+    p.write_text(json.dumps({"host": "another-machine", "pid": 1, "time": 0}))
+    assert not claim_job(tmp_path, job)  # another machine's recent claim is respected
+    os.utime(p, (0, 0))
+    assert claim_job(tmp_path, job)  # ... until it is older than STALE_CLAIM_SECONDS
+    release_job(tmp_path, job)
+    assert not p.exists()
+
+
+def test_two_builds_on_one_folder_compute_each_job_once(tmp_path):
+    """Two `dataset build` processes started together on one folder: every job is computed by exactly
+    one of them, and together they finish the dataset."""
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    cmd = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "dataset", "build", "--out", str(out), "--hands", "panda",
+           "--objects", "box", "sphere", "cylinder", "capsule", "--grasps-per-object", "2", "--iterations", "30",
+           "--objects-per-batch", "1", "--no-evaluate", "--keep", "all", "--quiet", "--set", "energy.object_points=200"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    finished = [int(re.search(r"(\d+) finished now", o).group(1)) for o, _ in outs]
+    assert sum(finished) == 4, outs  # each job once
+    import json
+
+    recs = [json.loads(p.read_text()) for p in (out / "jobs").glob("*.json")]
+    assert len(recs) == 4 and len(list((out / "grasps").glob("*.npz"))) == 4
+    assert not list((out / "jobs").glob("*.claim")) and not list(out.rglob(".*.tmp"))
+    assert len({r["computed_by"] for r in recs}) >= 1

@@ -8,7 +8,9 @@ import io
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +31,35 @@ def safe_filename(s: str, fallback: str = "x") -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("_") or fallback
 
 
+#: temporary files name their writer (pid@host), so a cleanup can tell a live writer's from a dead one's
+_WRITER = f"gf{os.getpid()}@{re.sub(r'[^A-Za-z0-9-]+', '-', socket.gethostname()) or 'host'}"
+_TEMP_WRITER = re.compile(r"\.gf(\d+)@([A-Za-z0-9-]+)\.[^.]*\.tmp$")
+#: a temporary file of another machine (or of an unknown writer) younger than this may still be written (s)
+TEMP_GRACE_SECONDS = 600.0
+
+
+def temp_file_is_live(path: str | os.PathLike) -> bool:
+    """Whether a leftover ``.*.tmp`` of :func:`atomic_write_bytes` may belong to a write in progress:
+    its writer process exists on this machine, or (another machine's, or unnamed) it is recent."""
+    p = Path(path)
+    m = _TEMP_WRITER.search(p.name)
+    if m and m.group(2) == _WRITER.split("@", 1)[1]:
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        return time.time() - p.stat().st_mtime < TEMP_GRACE_SECONDS
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename.
 
@@ -37,7 +68,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_WRITER}.", suffix=".tmp", dir=path.parent)
     except OSError as e:
         raise write_error(path, e) from e
     try:

@@ -19,12 +19,13 @@ import io
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .._io import atomic_write_json, atomic_write_text, safe_filename
+from .._io import atomic_write_json, atomic_write_text, safe_filename, temp_file_is_live
 from ..errors import GraspforgeError
 
 INDEX_FIELDS = ("job", "object", "hand", "type", "generated", "kept", "success", "ugr", "H", "D_mm",
@@ -179,6 +180,71 @@ def job_done(root: Path, job: Job) -> bool:
     return rec is not None and (root / rec["file"]).is_file()
 
 
+#: a claim of another machine (or one whose process cannot be checked) older than this is taken over (s)
+STALE_CLAIM_SECONDS = 6 * 3600.0
+
+
+def claim_path(root: Path, job: Job) -> Path:
+    return root / "jobs" / f"{job.id}.claim"
+
+
+def _claim_is_live(path: Path) -> bool:
+    """Whether a claim file belongs to a process still at work: on this machine, its process exists;
+    from another machine (a shared file system), it was written less than STALE_CLAIM_SECONDS ago."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - path.stat().st_mtime
+    except (OSError, ValueError):
+        return False  # vanished or half-written by a killed process: not live
+    if not isinstance(info, dict):
+        return False
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+        if info["pid"] == os.getpid():
+            return True
+        try:
+            os.kill(info["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # exists, another user's
+        return True
+    return age < STALE_CLAIM_SECONDS
+
+
+def claim_job(root: Path, job: Job) -> bool:
+    """Claim ``job`` for this process before computing it: True when this process may compute it
+    (claim made, or a stale claim of a dead process taken over), False when it is done or a live
+    process holds it. The claim is an exclusively created file (atomic on local and NFSv3+ file
+    systems), so two builds on one folder never compute a job twice."""
+    if job_done(root, job):
+        return False
+    path = claim_path(root, job)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _claim_is_live(path):
+                return False
+            try:  # stale: remove it and race for it again (only one creator wins)
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(mine)
+        return not job_done(root, job)  # finished by another process between the check and the claim
+    return False
+
+
+def release_job(root: Path, job: Job) -> None:
+    try:
+        claim_path(root, job).unlink()
+    except FileNotFoundError:
+        pass
+
+
 def read_index(root: Path) -> list[dict]:
     """The index rows of every finished job, read from the job records (unreadable ones are left out).
 
@@ -217,10 +283,28 @@ def write_index(root: Path) -> list[dict]:
 def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, threads: int = 1, device: str = "cpu") -> list[dict]:
     """Synthesise, evaluate and write the jobs of one batch (same hand and type); returns their records.
 
-    Top-level and driven by plain data, so process pools and Ray can ship it to workers.
+    Top-level and driven by plain data, so process pools and Ray can ship it to workers. Each job is
+    claimed first (:func:`claim_job`): jobs that another build on the folder holds or finished are
+    left out; returns the records of the jobs this call computed.
     """
-    import numpy as np
     import torch
+
+    torch.set_num_threads(max(1, int(threads)))
+    root_p = Path(root)
+    # another build on this folder may have taken or finished some of these jobs meanwhile; results
+    # do not depend on which jobs share a batch, so the rest is computed as a smaller batch
+    jobs = [j for j in jobs if claim_job(root_p, j)]
+    if not jobs:
+        return []
+    try:
+        return _run_claimed(root_p, jobs, config_toml, settings, device)
+    finally:
+        for j in jobs:
+            release_job(root_p, j)
+
+
+def _run_claimed(root_p: Path, jobs: list[Job], config_toml: str, settings: dict, device: str) -> list[dict]:
+    import numpy as np
 
     from ..config import EvaluateConfig, load_config, tomllib
     from ..evaluate.run import evaluate_grasp_set
@@ -228,8 +312,6 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
     from ..objects import load_object
     from ..synthesis import synthesize
 
-    torch.set_num_threads(max(1, int(threads)))
-    root_p = Path(root)
     cfg = load_config(overrides=tomllib.loads(config_toml))
     cfg.device = device
     hand = load_hand(jobs[0].hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
@@ -260,6 +342,7 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
             "success": summary.get("success_rate"), "ugr": summary.get("ugr"), "H": summary.get("joint_entropy"),
             "D_mm": summary.get("D_mm"), "synthesis_seconds": synth_s, "evaluation_seconds": eval_s,
             "file": str(path.relative_to(root_p)), "object_source": job.object, "protocol": settings["protocol"] if settings["evaluate"] else None,
+            "computed_by": f"{socket.gethostname()}:{os.getpid()}",
         }
         rp = record_path(root_p, job)
         rp.parent.mkdir(parents=True, exist_ok=True)
@@ -321,12 +404,13 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
     cfg_text = dump_toml(replace(config, device="cpu"))  # the device is where, not what: not a setting
     stored = {k: v for k, v in vars(settings).items()}
     _check_settings_file(root, cfg_text + "\n[dataset]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in stored.items()))
-    for sub in ("grasps", "jobs"):  # temporary files of writes a killed run left behind
+    for sub in ("grasps", "jobs"):  # temporary files of writes a killed run left behind, never a live one's
         for tmp in (root / sub).glob(".*.tmp") if (root / sub).is_dir() else ():
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+            if not temp_file_is_live(tmp):
+                try:
+                    tmp.unlink()
+                except OSError:
+                    pass
     t0 = time.perf_counter()
     jobs = shard_jobs(plan_jobs(settings), *shard)
     todo = [j for j in jobs if not job_done(root, j)]
