@@ -59,6 +59,10 @@ def test_generate_rejects_bad_input(tmp_path):
     r = run("generate", "--hand", "panda", "--contacts", "40", "--iterations", "2", "--grasps", "2", "--quiet",
             "--set", "energy.object_points=200", "--out", str(tmp_path / "many"))
     assert r.returncode == 0 and "exceeds the 16 contact candidates" in r.stderr, r.stderr
+    # an object wider than the hand can reach (a mesh in millimetres read as metres, say): a warning
+    r = run("generate", "--object", "box:extents=2.0", "--iterations", "2", "--grasps", "2", "--quiet",
+            "--set", "energy.object_points=200", "--out", str(tmp_path / "huge"))
+    assert r.returncode == 0 and "2000 mm across at its narrowest" in r.stderr, r.stderr
 
 
 def test_a_write_that_fails_is_one_named_error_and_a_rerun_completes(tmp_path):

@@ -94,6 +94,21 @@ def output_path(out: Path, stem: str, hand: str, grasp_type: str) -> Path:
     return out / f"{stem}__{_safe(hand)}__{_safe(grasp_type)}.npz"
 
 
+def hand_span(desc) -> float:
+    """The largest distance (m) between two contact candidates of ``desc`` over its open (canonical)
+    pose and its joint limits: how wide an object the hand can reach around."""
+    import numpy as np
+
+    tree = desc.tree
+    span = 0.0
+    for q in (desc.canonical_q, tree.lower, tree.upper, 0.5 * (tree.lower + tree.upper)):
+        T = tree.forward_numpy(np.asarray(q, np.float64))
+        L = desc.contact_links
+        p = np.einsum("cij,cj->ci", T[L, :3, :3], desc.contact_points) + T[L, :3, 3]
+        span = max(span, float(np.max(np.linalg.norm(p[:, None] - p[None], axis=-1))))
+    return span
+
+
 def _summary_table(rows: list[dict]) -> str:
     head = f"{'object':<24} {'type':<10} {'grasps':>6} {'E mean':>9} {'E min':>9} {'|d|<5mm':>8} {'V<0.05':>7} {'maxpen':>7} {'s':>7}"
     lines = [head, "-" * len(head)]
@@ -132,6 +147,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"graspforge: warning: --contacts {cfg.contacts} exceeds the {n_cand} contact candidates of grasp type {t!r} "
                   f"of {hand.description.name!r}: candidates will repeat (as the reference allows)", file=sys.stderr)
     objects = load_objects(cfg.objects)
+    span = hand_span(hand.description)
+    for obj in objects:
+        smallest = float(np.min(obj.extents))
+        if smallest > span:
+            print(f"graspforge: warning: object {obj.name!r} is {smallest * 1000:.0f} mm across at its narrowest, more than "
+                  f"{hand.description.name!r} spans ({span * 1000:.0f} mm between its farthest contact candidates): its grasps "
+                  "may not close around it (wrong units? --set scale, or a mesh in millimetres)", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", dump_toml(cfg))
     hname = hand.description.name
