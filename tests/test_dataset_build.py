@@ -266,3 +266,15 @@ def test_the_same_dataset_however_it_was_made(tmp_path):
         for name, gs in got.items():
             for field in ("root_position", "root_quaternion", "joint_positions", "squeeze_joint_positions", "contact_indices", "energy"):
                 assert np.array_equal(getattr(gs, field), getattr(ref[name], field)), (how, name, field)
+
+
+def test_a_bad_object_is_refused_before_the_folder_exists(tmp_path):
+    from graspforge.config import load_config
+    from graspforge.dataset.build import build_dataset
+    from graspforge.errors import UnknownNameError
+
+    out = tmp_path / "ds"
+    with pytest.raises(UnknownNameError, match="no_such_thing"):
+        build_dataset(out, DatasetSettings(hands=["panda"], grasp_types=["full"], objects=["box", "no_such_thing"], evaluate=False, keep="all"),
+                      load_config(overrides={"optimizer.iterations": 1}))
+    assert not out.exists()

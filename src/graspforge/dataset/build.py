@@ -397,6 +397,11 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
         d = load_hand_description(h)
         for t in settings.grasp_types:
             d.grasp_type(t)  # unknown hand or type: fail before any work
+    all_jobs = plan_jobs(settings)
+    from ..objects import load_object
+
+    for spec in sorted({j.object for j in all_jobs if not Path(j.object).is_file()}):
+        load_object(spec)  # an unknown built-in object fails here, before the folder exists (files load later)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     from dataclasses import replace
@@ -412,7 +417,7 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
                 except OSError:
                     pass
     t0 = time.perf_counter()
-    jobs = shard_jobs(plan_jobs(settings), *shard)
+    jobs = shard_jobs(all_jobs, *shard)
     todo = [j for j in jobs if not job_done(root, j)]
     work = batches(todo, settings.objects_per_batch)
     sett = {"evaluate": settings.evaluate, "protocol": settings.protocol, "keep": settings.keep}
