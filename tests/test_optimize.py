@@ -273,17 +273,15 @@ def test_initial_joints_follow_the_truncated_normal(hand):
 
 def test_snap_contacts_moves_far_contacts_only_where_the_energy_drops():
     from graspforge.config import load_config
-    from graspforge.hands.description import is_thumb_link
-    from graspforge.synthesis import make_optimizer, snap_contacts
+    from graspforge.synthesis import candidate_groups, make_optimizer, snap_contacts
 
     hand = load_hand("allegro")
     cfg = load_config(overrides={"grasps": 8, "contacts": 12, "optimizer.iterations": 60, "energy.object_points": 400, "seed": 3})
     opt, energy, _ = make_optimizer(hand, [load_object("box")], cfg)
     opt.run(60)
     pose, before = opt.pose.clone(), opt.contacts.clone()
-    allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask("full")))
-    thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
-    thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids))]
+    allowed, thumb = candidate_groups(hand, "full")
+    assert 0 < len(thumb) < len(allowed)
     threshold = 0.002
     everyone = torch.ones(len(pose), dtype=torch.bool)
     with torch.no_grad():

@@ -111,6 +111,18 @@ def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Te
     return out[0], out[1]
 
 
+def candidate_groups(hand: HandModel, grasp_type: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the contact candidates a grasp type allows, and of those on thumb links (the
+    first ``init.thumb_contacts`` slots always hold thumb candidates, for opposition, when the hand
+    has a thumb)."""
+    allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(grasp_type)), device=hand.device)
+    if len(allowed) == 0:
+        raise ValueError(f"grasp type {grasp_type!r} of hand {hand.description.name!r} has no contact candidates")
+    thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
+    thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
+    return allowed, thumb
+
+
 def snap_contacts(energy: GraspEnergy, pose: torch.Tensor, contacts: torch.Tensor, allowed: torch.Tensor,
                   thumb: torch.Tensor, thumb_slots: int, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Contacts (B, K) with far slots moved onto the surface where that lowers the energy, and the
@@ -140,9 +152,10 @@ def snap_contacts(energy: GraspEnergy, pose: torch.Tensor, contacts: torch.Tenso
         energy.accept(torch.ones(B, dtype=torch.bool, device=dev))
         rows = torch.arange(B, device=dev)
         for k in range(K):
-            group = in_group[0] if k < thumb_slots else in_group[1]
-            if not bool(group.any()):
+            thumb_slot = k < thumb_slots
+            if len(thumb if thumb_slot else allowed) == 0:  # sizes are known on the host: no sync
                 continue
+            group = in_group[0] if thumb_slot else in_group[1]
             d_k = d_all.gather(1, out[:, k:k + 1]).squeeze(1)
             used = torch.zeros(B, C, dtype=torch.bool, device=dev).scatter_(1, out, True)
             s = torch.where(used | ~group, torch.full_like(score, float("inf")), score)
@@ -173,12 +186,7 @@ def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: Generate
     gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)
     G, K = cfg.grasps, cfg.contacts
     batch = ObjectBatch(objects, G, device=hand.device, dtype=hand.dtype, surface_points=cfg.energy.object_points)
-    allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(gtype.name)), device=hand.device)
-    if len(allowed) == 0:
-        raise ValueError(f"grasp type {gtype.name!r} of hand {hand.description.name!r} has no contact candidates")
-    # optional opposition: the first slots always hold thumb candidates (if the hand has a thumb)
-    thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
-    thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
+    allowed, thumb = candidate_groups(hand, gtype.name)
 
     jobs = [job_key(hand.description.name, gtype.name, obj) for obj in objects]
     rng = CounterRNG(torch.cat([grasp_keys(int(cfg.seed), job, G, hand.device) for job in jobs]))
@@ -220,9 +228,7 @@ def synthesize(
     oc = cfg.optimizer
     stats = opt.run(oc.iterations, callback=(lambda o: progress(o, o.iteration)) if progress else None)
     if oc.snap_contacts > 0:
-        allowed = torch.as_tensor(np.flatnonzero(hand.description.candidate_mask(gtype.name)), device=hand.device)
-        thumb_ids = [l for l, n in enumerate(hand.description.tree.link_names) if is_thumb_link(n)]
-        thumb = allowed[torch.isin(hand.contact_links[allowed], torch.as_tensor(thumb_ids, dtype=torch.long, device=hand.device))]
+        allowed, thumb = candidate_groups(hand, gtype.name)
         contacts, changed = snap_contacts(energy, opt.pose, opt.contacts, allowed, thumb,
                                           cfg.init.thumb_contacts if len(thumb) else 0, oc.snap_contacts)
         opt.contacts.copy_(contacts)
