@@ -81,7 +81,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     try:
         rep = build_dataset(args.out, settings, cfg, workers=args.workers, shard=shard, backend=args.backend, address=args.address,
-                            progress=progress, device=str(check_device(args.device)))
+                            progress=progress, device=str(check_device(args.device)), threads=args.threads_global)
     except KeyboardInterrupt:
         print(f"graspforge: interrupted; finished jobs are kept in {args.out} (index up to date); rerun the same command to go on", file=sys.stderr)
         return 130

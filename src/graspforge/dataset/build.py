@@ -375,11 +375,12 @@ def _check_settings_file(root: Path, text: str) -> None:
 
 def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: int = 1, shard: tuple[int, int] = (0, 1),
                   backend: str = "local", address: str | None = None,
-                  progress: Callable[[dict], None] | None = None, device: str = "cpu") -> BuildReport:
+                  progress: Callable[[dict], None] | None = None, device: str = "cpu", threads: int | None = None) -> BuildReport:
     """Run every unfinished job of ``settings`` (this shard's share) and return a report.
 
     ``config`` is the :class:`GenerateConfig` for synthesis (its ``grasps`` is per object). Local
-    workers are spawned processes with ``cores // workers`` torch threads each; ``backend="ray"``
+    workers are spawned processes with ``threads`` torch threads each (default ``cores // workers``;
+    give it when several builds share a machine); ``backend="ray"``
     runs the same batches as Ray tasks (``address`` of a running cluster, else a local instance).
     ``device`` runs synthesis there (``cuda``); it is not one of the dataset's settings, so a build
     may be resumed on another device. Evaluation always runs on CPU cores.
@@ -422,7 +423,9 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
     work = batches(todo, settings.objects_per_batch)
     sett = {"evaluate": settings.evaluate, "protocol": settings.protocol, "keep": settings.keep}
     finished = 0
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads is not None and threads < 1:
+        raise DatasetError("threads must be >= 1")
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
     def done(records: list[dict]) -> None:
         nonlocal finished
