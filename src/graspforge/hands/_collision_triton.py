@@ -223,24 +223,28 @@ if HAVE_TRITON:
         return x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22
 
     @triton.jit
+    def _atomic_add3(ptr, a0, a1, a2, mask):
+        """ptr[0:3] += a, atomically, for the lanes in ``mask``."""
+        tl.atomic_add(ptr + 0, a0, mask=mask, sem="relaxed")
+        tl.atomic_add(ptr + 1, a1, mask=mask, sem="relaxed")
+        tl.atomic_add(ptr + 2, a2, mask=mask, sem="relaxed")
+
+    @triton.jit
+    def _atomic_add_outer(ptr, a0, a1, a2, b0, b1, b2, mask):
+        """ptr[3 i + j] += a_i b_j (a 3x3 row-major block), atomically, for the lanes in ``mask``."""
+        _atomic_add3(ptr + 0, a0 * b0, a0 * b1, a0 * b2, mask)
+        _atomic_add3(ptr + 3, a1 * b0, a1 * b1, a1 * b2, mask)
+        _atomic_add3(ptr + 6, a2 * b0, a2 * b1, a2 * b2, mask)
+
+    @triton.jit
     def _frame_adjoint(gRb, gtb, w0, w1, w2, l0, l1, l2, r00, r01, r02, r10, r11, r12, r20, r21, r22, mask):
         """Adjoint of x = R^T (p - t) for the lanes in ``mask``: with l = dL/dx and w = p - t,
         dL/dR[j, i] = w_j l_i and dL/dt = -R l, added atomically at gRb / gtb; returns R l (= dL/dp)."""
-        tl.atomic_add(gRb + 0, w0 * l0, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 1, w0 * l1, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 2, w0 * l2, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 3, w1 * l0, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 4, w1 * l1, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 5, w1 * l2, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 6, w2 * l0, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 7, w2 * l1, mask=mask, sem="relaxed")
-        tl.atomic_add(gRb + 8, w2 * l2, mask=mask, sem="relaxed")
+        _atomic_add_outer(gRb, w0, w1, w2, l0, l1, l2, mask)
         r0 = r00 * l0 + r01 * l1 + r02 * l2
         r1 = r10 * l0 + r11 * l1 + r12 * l2
         r2 = r20 * l0 + r21 * l1 + r22 * l2
-        tl.atomic_add(gtb + 0, -r0, mask=mask, sem="relaxed")
-        tl.atomic_add(gtb + 1, -r1, mask=mask, sem="relaxed")
-        tl.atomic_add(gtb + 2, -r2, mask=mask, sem="relaxed")
+        _atomic_add3(gtb, -r0, -r1, -r2, mask)
         return r0, r1, r2
 
     @triton.jit
@@ -466,20 +470,8 @@ if HAVE_TRITON:
             l2 = l2 * u
             r0, r1, r2 = _frame_adjoint(gR_ptr + (b * L + lb) * 9, gt_ptr + (b * L + lb) * 3, w0, w1, w2, l0, l1, l2,
                                         r00, r01, r02, r10, r11, r12, r20, r21, r22, act)
-            gRa = gR_ptr + (b * L + la) * 9
-            gta = gt_ptr + (b * L + la) * 3
-            tl.atomic_add(gRa + 0, r0 * s0, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 1, r0 * s1, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 2, r0 * s2, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 3, r1 * s0, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 4, r1 * s1, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 5, r1 * s2, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 6, r2 * s0, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 7, r2 * s1, mask=act, sem="relaxed")
-            tl.atomic_add(gRa + 8, r2 * s2, mask=act, sem="relaxed")
-            tl.atomic_add(gta + 0, r0, mask=act, sem="relaxed")
-            tl.atomic_add(gta + 1, r1, mask=act, sem="relaxed")
-            tl.atomic_add(gta + 2, r2, mask=act, sem="relaxed")
+            _atomic_add_outer(gR_ptr + (b * L + la) * 9, r0, r1, r2, s0, s1, s2, act)
+            _atomic_add3(gt_ptr + (b * L + la) * 3, r0, r1, r2, act)
 
 
 # ---------------------------------------------------------------------------------------------
