@@ -44,7 +44,7 @@ from .._io import atomic_write_bytes, atomic_write_json, safe_filename
 from ..errors import GraspforgeError, HandLoadError
 from ..hands import load_hand_description
 from ..hands.alignment import align_to_mjcf
-from ..hands.kinematics import TorchKinematics
+from ..hands.kinematics import link_world_pose
 from ..objects import collision_pieces, load_recorded_object
 from .grasp_set import GraspSet
 
@@ -197,16 +197,6 @@ def _dexgraspnet_shadow(gs: GraspSet):
     return tree, tree.link_names.index(DGN_SHADOW_PALM), [names.index(n) for n in ours]
 
 
-def _link_poses(tree, link: int, position: np.ndarray, quaternion: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World position (N, 3) and rotation (N, 3, 3) of ``link`` for root poses and joints (float64)."""
-    import torch
-
-    R = np.stack([tf.quaternion_matrix(qi)[:3, :3] for qi in np.asarray(quaternion, np.float64)]).reshape(-1, 3, 3)
-    lp = TorchKinematics(tree, dtype=torch.float64).forward(torch.as_tensor(np.asarray(position, np.float64)), torch.as_tensor(R),
-                                                            torch.as_tensor(np.asarray(q, np.float64)))
-    return lp.pos[:, link].numpy(), lp.rot[:, link].numpy()
-
-
 def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:
     """``OUT/HAND/TYPE/OBJECT.npy``: DexGraspNet's list of qpos dicts (a Shadow hand's in
     DexGraspNet's own model, see the module docstring)."""
@@ -219,7 +209,7 @@ def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:
     if shadow is not None:  # the palm's pose per target (the wrist joints move it), DexGraspNet's joints
         tree, palm, idx = shadow
         for key, q in targets.items():
-            pos, rot = _link_poses(tree, palm, gs.root_position, gs.root_quaternion, q)
+            pos, rot = link_world_pose(tree, palm, gs.root_position, gs.root_quaternion, q)
             eul = np.array([tf.euler_from_matrix(r, "sxyz") for r in rot]).reshape(-1, 3)
             theirs[key] = [_qpos_dict(list(DGN_SHADOW_JOINTS), pos[i], eul[i], q[i, idx]) for i in range(len(gs))]
     rows = []

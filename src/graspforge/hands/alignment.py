@@ -32,7 +32,7 @@ from scipy.spatial.transform import Rotation
 
 from ..errors import HandLoadError
 from .description import HandDescription
-from .kinematics import TorchKinematics
+from .kinematics import TorchKinematics, link_world_pose
 
 #: anchors must agree within this (m) after alignment, at the zero pose and at random poses
 TOLERANCE = 0.003
@@ -76,12 +76,8 @@ class HandAlignment:
         if self.frame_link:
             if joints is None:
                 raise ValueError(f"{self.model}: its frame is our link {self.frame_name!r}, below joints it lacks: give the joints")
-            kin = TorchKinematics(self.tree, dtype=torch.float64)
-            q = torch.as_tensor(np.asarray(joints, np.float64))
-            lp = kin.forward(torch.zeros(len(q), 3, dtype=torch.float64), torch.eye(3, dtype=torch.float64).expand(len(q), 3, 3), q)
-            R_l, t_l = lp.rot[:, self.frame_link].numpy(), lp.pos[:, self.frame_link].numpy()
-            position = position + R_ours.apply(t_l)
-            R_ours = R_ours * Rotation.from_matrix(R_l)
+            position, R_link = link_world_pose(self.tree, self.frame_link, position, quaternion, joints)
+            R_ours = Rotation.from_matrix(R_link)
         R_theirs = R_ours * Rotation.from_matrix(self.rotation)
         pos = position + R_ours.apply(self.translation)
         q = R_theirs.as_quat()[:, [3, 0, 1, 2]]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import HandLoadError
-from ..geometry.rotations import rot6d_to_matrix
+from ..geometry.rotations import quaternion_to_matrix, rot6d_to_matrix
 
 FIXED, REVOLUTE, PRISMATIC = 0, 1, 2
 JOINT_TYPES = {"fixed": FIXED, "revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC}
@@ -340,6 +340,16 @@ class TorchKinematics:
         if pose.shape[-1] != 9 + self.tree.dof:
             raise ValueError(f"hand pose needs 9 + {self.tree.dof} numbers, got {pose.shape[-1]}")
         return self.forward(pose[:, :3], rot6d_to_matrix(pose[:, 3:9]), pose[:, 9:])
+
+
+def link_world_pose(tree: KinematicTree, link: int, position: np.ndarray, quaternion: np.ndarray,
+                    q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World position (N, 3) m and rotation (N, 3, 3) of link ``link`` for root positions (N, 3) m,
+    root quaternions (N, 4) w-x-y-z and joints (N, D), in float64 (exports, model alignment)."""
+    R = quaternion_to_matrix(torch.as_tensor(np.asarray(quaternion, np.float64)).reshape(-1, 4))
+    lp = TorchKinematics(tree, dtype=torch.float64).forward(torch.as_tensor(np.asarray(position, np.float64)).reshape(-1, 3), R,
+                                                            torch.as_tensor(np.asarray(q, np.float64)).reshape(len(R), -1))
+    return lp.pos[:, link].numpy(), lp.rot[:, link].numpy()
 
 
 def point_jacobian(
