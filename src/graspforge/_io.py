@@ -38,22 +38,26 @@ _TEMP_WRITER = re.compile(r"\.gf(\d+)@([A-Za-z0-9-]+)\.[^.]*\.tmp$")
 TEMP_GRACE_SECONDS = 600.0
 
 
+def process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (this one, or another user's, included)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, another user's
+    return True
+
+
 def temp_file_is_live(path: str | os.PathLike) -> bool:
     """Whether a leftover ``.*.tmp`` of :func:`atomic_write_bytes` may belong to a write in progress:
     its writer process exists on this machine, or (another machine's, or unnamed) it is recent."""
     p = Path(path)
     m = _TEMP_WRITER.search(p.name)
     if m and m.group(2) == _WRITER.split("@", 1)[1]:
-        pid = int(m.group(1))
-        if pid == os.getpid():
-            return True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_exists(int(m.group(1)))
     try:
         return time.time() - p.stat().st_mtime < TEMP_GRACE_SECONDS
     except OSError:

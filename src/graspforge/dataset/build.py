@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .._io import atomic_write_json, atomic_write_text, safe_filename, temp_file_is_live
+from .._io import atomic_write_json, atomic_write_text, process_exists, safe_filename, temp_file_is_live
 from ..errors import GraspforgeError
 
 INDEX_FIELDS = ("job", "object", "hand", "type", "generated", "kept", "success", "ugr", "H", "D_mm",
@@ -199,15 +199,7 @@ def _claim_is_live(path: Path) -> bool:
     if not isinstance(info, dict):
         return False
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        if info["pid"] == os.getpid():
-            return True
-        try:
-            os.kill(info["pid"], 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # exists, another user's
-        return True
+        return process_exists(info["pid"])
     return age < STALE_CLAIM_SECONDS
 
 
@@ -427,10 +419,9 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
         raise DatasetError("threads must be >= 1")
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
 
-    def done(records: list[dict]) -> None:
+    def done(records: list[dict]) -> None:  # run_batch rewrote the index after each of its jobs
         nonlocal finished
         finished += len(records)
-        write_index(root)
         if progress is not None:
             for r in records:
                 progress(r)
