@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -46,7 +47,7 @@ def prepare(dgb: Path, hand: str, work: Path, menagerie: Path | None = None) -> 
     import mujoco
     import trimesh
 
-    from graspforge.hands.alignment import _compile_without_meshes
+    from graspforge.hands.mjcf import compile_without_missing_meshes
 
     dst = work / "dgb"
     if dst.exists():
@@ -77,7 +78,7 @@ def prepare(dgb: Path, hand: str, work: Path, menagerie: Path | None = None) -> 
         (work / "prepared.json").write_text(json.dumps({"hand": hand, "xml": str(xml), "menagerie_meshes": copied,
                                                          "placeholder_meshes": []}, indent=1))
         return xml
-    model = _compile_without_meshes(xml)  # collision geometry only: the size of each body
+    model = compile_without_missing_meshes(xml)  # collision geometry only: the size of each body
     boxes: dict[str, np.ndarray] = {}
     for b in range(1, model.nbody):
         lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
@@ -86,7 +87,7 @@ def prepare(dgb: Path, hand: str, work: Path, menagerie: Path | None = None) -> 
                 continue
             c, h = model.geom_aabb[gid][:3], model.geom_aabb[gid][3:]  # box in the geom's frame
             corners = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)]) * h + c
-            pts = corners @ _quat_R(model.geom_quat[gid]).T + model.geom_pos[gid]
+            pts = corners @ Rotation.from_quat(model.geom_quat[gid][[1, 2, 3, 0]]).as_matrix().T + model.geom_pos[gid]
             lo, hi = np.minimum(lo, pts.min(0)), np.maximum(hi, pts.max(0))
         if np.all(np.isfinite(lo)):
             boxes[model.body(b).name] = hi - lo
@@ -112,13 +113,6 @@ def prepare(dgb: Path, hand: str, work: Path, menagerie: Path | None = None) -> 
     (work / "prepared.json").write_text(json.dumps({"hand": hand, "xml": str(xml), "menagerie_meshes": copied,
                                                      "placeholder_meshes": made}, indent=1))
     return xml
-
-
-def _quat_R(q) -> np.ndarray:
-    w, x, y, z = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
 def _colliding_mesh_geoms(xml: Path, mesh_names: set[str]) -> set[str]:

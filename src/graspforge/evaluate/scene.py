@@ -27,6 +27,7 @@ from ..errors import GraspforgeError
 from ..hands.description import HandDescription
 from ..hands.kinematics import REVOLUTE
 from ..hands.meshes import LinkMeshes
+from ..hands.mjcf import compile_without_missing_meshes
 
 _INTEGRATORS = {"euler": mujoco.mjtIntegrator.mjINT_EULER, "implicit": mujoco.mjtIntegrator.mjINT_IMPLICIT,
                 "implicitfast": mujoco.mjtIntegrator.mjINT_IMPLICITFAST, "rk4": mujoco.mjtIntegrator.mjINT_RK4}
@@ -65,7 +66,11 @@ class GraspScene:
     # (nu, J): servo targets from the hand joints' values when the actuators are the source MJCF's
     # (a tendon actuator's target is a combination of joints); None: one servo per actuated joint
     actuator_matrix: np.ndarray | None = None
-    hand_dynamics: str = "protocol"
+
+    @property
+    def hand_dynamics(self) -> str:
+        """"source" when the hand runs with its MJCF's own dynamics and actuators, else "protocol"."""
+        return "protocol" if self.actuator_matrix is None else "source"
 
     def hand_qpos(self, q: np.ndarray) -> np.ndarray:
         """(D,) actuated joints -> (J,) values of the hand's MuJoCo joints."""
@@ -123,9 +128,7 @@ def source_dynamics_model(desc: HandDescription) -> mujoco.MjModel | None:
     src = getattr(desc, "source", None)
     if src is None or Path(src).suffix.lower() != ".xml" or not Path(src).is_file():
         return None
-    from ..hands.alignment import _compile_without_meshes
-
-    return _compile_without_meshes(Path(src))
+    return compile_without_missing_meshes(src)
 
 
 def _same_frames(desc: HandDescription, src: mujoco.MjModel) -> bool:
@@ -217,6 +220,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     tree = desc.tree
     src = source_dynamics_model(desc) if physics.hand_dynamics == "source" else None
     inertials = src is not None and _same_frames(desc, src)
+    src_joints = {src.joint(i).name for i in range(src.njnt)} if src is not None else set()
     spec = mujoco.MjSpec()
     spec.modelname = f"{desc.name}__{object_name}"
     spec.compiler.degree = False  # joint ranges are radians
@@ -267,7 +271,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 revolute = tree.joint_type[l] == REVOLUTE
                 jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
                 _set_damping(jt, physics.joint_damping)
-                if src is not None and jt.name in _names(src, mujoco.mjtObj.mjOBJ_JOINT):
+                if jt.name in src_joints:
                     dof = int(src.jnt_dofadr[src.joint(jt.name).id])
                     jt.armature = float(src.dof_armature[dof])
                     _set_damping(jt, float(src.dof_damping[dof]))
@@ -384,11 +388,6 @@ def _compile(spec, hand: str, obj: str) -> mujoco.MjModel:
         raise SceneError(f"MuJoCo could not compile hand {hand!r} with object {obj!r}: {exc}") from exc
 
 
-def _names(model: mujoco.MjModel, kind) -> set[str]:
-    n = {mujoco.mjtObj.mjOBJ_JOINT: model.njnt, mujoco.mjtObj.mjOBJ_BODY: model.nbody}[kind]
-    return {mujoco.mj_id2name(model, kind, i) for i in range(n)} - {None}
-
-
 def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand_origin: str, object_geometry: str,
                 source_actuators: bool = False) -> GraspScene:
     tree = desc.tree
@@ -418,5 +417,4 @@ def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand
         hand_geometry=hand_origin,
         object_geometry=object_geometry,
         actuator_matrix=_actuator_matrix(model, [tree.joint_names[l] for l in links]) if source_actuators else None,
-        hand_dynamics="source" if source_actuators else "protocol",
     )

@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 from ..errors import HandLoadError
 from .description import HandDescription
 from .kinematics import TorchKinematics, link_world_pose
+from .mjcf import compile_without_missing_meshes
 
 #: anchors must agree within this (m) after alignment, at the zero pose and at random poses
 TOLERANCE = 0.003
@@ -87,40 +88,6 @@ class HandAlignment:
         """(N,) bool: rows of their joint vectors (N, D_theirs) with a joint outside its range."""
         q = np.asarray(q_theirs)
         return np.any((q < self.lower - slack) | (q > self.upper + slack), axis=-1)
-
-
-def _compile_without_meshes(path: Path):
-    """MuJoCo model of an MJCF whose mesh files may be absent: geoms using a missing mesh (and those
-    meshes) are dropped; kinematics do not need them."""
-    import mujoco
-
-    try:
-        spec = mujoco.MjSpec.from_file(str(path))
-    except Exception as e:  # mujoco raises ValueError with the parser's message
-        raise HandLoadError(f"{path}: MuJoCo cannot parse it: {e}") from e
-    meshdir = Path(path).parent / (spec.meshdir or "")
-    missing = {m.name for m in spec.meshes if not (meshdir / m.file).is_file() and not Path(m.file).is_file()}
-    missing |= {Path(m.file).stem for m in spec.meshes if m.name == "" and not (meshdir / m.file).is_file()}
-
-    def drop(el) -> None:
-        if hasattr(spec, "delete"):
-            spec.delete(el)
-        else:  # pragma: no cover - older MuJoCo
-            el.delete()
-
-    for g in list(spec.geoms):
-        if int(g.type) == int(mujoco.mjtGeom.mjGEOM_MESH) and (g.meshname in missing or not g.meshname):
-            drop(g)
-    for m in list(spec.meshes):
-        if m.name in missing or (not (meshdir / m.file).is_file() and not Path(m.file).is_file()):
-            drop(m)
-    # bodies whose mass lived in the dropped geoms: kinematics only, so any positive mass will do
-    spec.compiler.boundmass = max(spec.compiler.boundmass, 1e-6)
-    spec.compiler.boundinertia = max(spec.compiler.boundinertia, 1e-10)
-    try:
-        return spec.compile()
-    except Exception as e:
-        raise HandLoadError(f"{path}: MuJoCo cannot compile it (meshes dropped for kinematics): {e}") from e
 
 
 def _theirs_at(model, q: np.ndarray | None = None):
@@ -255,7 +222,7 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
     path = Path(mjcf)
     if not path.is_file():
         raise HandLoadError(f"MJCF file not found: {path}")
-    model = _compile_without_meshes(path)
+    model = compile_without_missing_meshes(path)
     b0, v0, jids = _theirs_at(model)
     if len(jids) > desc.dof:
         raise HandLoadError(f"{path}: {len(jids)} hinge/slide joints, {desc.name!r} has {desc.dof}: not the same hand")

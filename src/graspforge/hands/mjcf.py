@@ -175,3 +175,37 @@ def parse_mjcf(path: str | Path) -> ParsedHand:
         (collisions if (m.geom_contype[g] or m.geom_conaffinity[g]) else visuals)[lname].append(el)
     name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, root) or path.stem
     return ParsedHand(name=path.stem if not name else name, tree=tree, collisions=collisions, visuals=visuals, source=path, warnings=warnings)
+
+
+def compile_without_missing_meshes(path: str | Path):
+    """MuJoCo model of an MJCF whose mesh files may be absent: geoms using a missing mesh (and those
+    meshes) are dropped; kinematics, actuators and inertials given explicitly do not need them."""
+    import mujoco
+
+    try:
+        spec = mujoco.MjSpec.from_file(str(path))
+    except Exception as e:  # mujoco raises ValueError with the parser's message
+        raise HandLoadError(f"{path}: MuJoCo cannot parse it: {e}") from e
+    meshdir = Path(path).parent / (spec.meshdir or "")
+    missing = {m.name for m in spec.meshes if not (meshdir / m.file).is_file() and not Path(m.file).is_file()}
+    missing |= {Path(m.file).stem for m in spec.meshes if m.name == "" and not (meshdir / m.file).is_file()}
+
+    def drop(el) -> None:
+        if hasattr(spec, "delete"):
+            spec.delete(el)
+        else:  # pragma: no cover - older MuJoCo
+            el.delete()
+
+    for g in list(spec.geoms):
+        if int(g.type) == int(mujoco.mjtGeom.mjGEOM_MESH) and (g.meshname in missing or not g.meshname):
+            drop(g)
+    for m in list(spec.meshes):
+        if m.name in missing or (not (meshdir / m.file).is_file() and not Path(m.file).is_file()):
+            drop(m)
+    # bodies whose mass lived in the dropped geoms: kinematics only, so any positive mass will do
+    spec.compiler.boundmass = max(spec.compiler.boundmass, 1e-6)
+    spec.compiler.boundinertia = max(spec.compiler.boundinertia, 1e-10)
+    try:
+        return spec.compile()
+    except Exception as e:
+        raise HandLoadError(f"{path}: MuJoCo cannot compile it (meshes dropped for kinematics): {e}") from e
