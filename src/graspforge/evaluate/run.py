@@ -76,10 +76,10 @@ def check_hand(grasps: GraspSet, desc: HandDescription, where: str = "grasp set"
 def grasp_set_object(grasps: GraspSet, override: str | None = None, where: str = "grasp set") -> ObjectModel:
     """The object a grasp set was made for (its recorded source and scale), checked against the
     recorded content hash; or ``override`` (a mesh or built-in spec), unchecked."""
-    from ..objects import load_object, load_recorded_object
+    from ..objects import load_recorded_object
 
     if override:
-        return load_object(override[len("builtin:"):] if override.startswith("builtin:") else override)
+        return load_recorded_object(override, None)  # unchecked, at the spec's own scale
     try:
         return load_recorded_object(grasps.object_source, grasps.object_scale, grasps.object_hash, where)
     except ObjectMismatchError as e:

@@ -415,9 +415,9 @@ def load_objects(
     return objects
 
 
-def load_recorded_object(source: str, scale: float, content_hash: str | None = None, where: str = "grasp set") -> ObjectModel:
+def load_recorded_object(source: str, scale: float | None, content_hash: str | None = None, where: str = "grasp set") -> ObjectModel:
     """The object a grasp file was made for, from its recorded ``source`` (a mesh path or
-    ``builtin:SPEC``) and ``scale``; with ``content_hash``, checked to be the same mesh
+    ``builtin:SPEC``) and ``scale`` (None: the spec's own); with ``content_hash``, checked to be the same mesh
     (:class:`ObjectMismatchError` naming both hashes otherwise)."""
     spec = source[len("builtin:"):] if source.startswith("builtin:") else source
     obj = load_object(spec, scale=scale)
