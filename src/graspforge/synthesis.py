@@ -7,15 +7,16 @@ builder call :func:`synthesize`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .config import GenerateConfig, dump_toml
+from .config import EvaluateConfig, GenerateConfig, dump_toml, physics_protocol
 from .dataset.grasp_set import GraspSet
 from .energy.model import GraspEnergy
+from .evaluate.run import evaluate_grasp_set
 from .energy.scene import ObjectBatch
 from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from .hands.model import HandModel
@@ -36,9 +37,13 @@ DAMPING = 1e-3
 
 @dataclass
 class SynthesisResult:
+    """Grasp sets in the order of the objects; ``stats`` of the first round's optimiser;
+    ``rounds``: per physics-check round, the objects re-synthesised and their failing grasps before it."""
+
     grasp_sets: list[GraspSet]
     stats: OptimizerStats
     seconds: float
+    rounds: list[dict] = field(default_factory=list)
 
 
 def joint_offsets(J: torch.Tensor, delta: torch.Tensor, damping: float = DAMPING) -> torch.Tensor:
@@ -208,18 +213,79 @@ def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: Generate
     return opt, energy, within_limits
 
 
+def round_seed(seed: int, round_index: int) -> int:
+    """The seed of physics-check round ``round_index`` (0: the run's own seed). Derived by hashing,
+    so that round 1 of seed s is not the first round of seed s + 1 (two datasets never share grasps)."""
+    return int(seed) if round_index == 0 else combine(int(seed), text_key("physics round"), int(round_index))
+
+
 def synthesize(
     hand: HandModel,
     objects: list[ObjectModel],
     config: GenerateConfig,
     grasp_type: str | None = None,
     progress: Callable[[GraspOptimizer, int], None] | None = None,
+    on_round: Callable[[int, dict[str, int]], None] | None = None,
 ) -> SynthesisResult:
-    """Optimise ``config.grasps`` grasps on each of ``objects`` together in one batch.
+    """Optimise ``config.grasps`` grasps on each of ``objects`` together in one batch, then, when
+    ``config.check.rounds > 0``, replace the grasps that fail the physics check (see
+    :class:`~graspforge.config.PhysicsCheckConfig`).
 
     ``progress(optimizer, steps_done)`` is called every few steps (annealing, then refinement), with
-    the optimiser's statistics up to date.
+    the optimiser's statistics up to date; ``on_round(r, failing)`` before each extra round, with the
+    failing grasps per object name. Grasp ``i`` of an object depends on the seed, the object, the
+    hand and ``i`` only, never on the batch (also with the check: rounds run per object).
     """
+    t0 = time.perf_counter()
+    first = _synthesize_round(hand, objects, config, grasp_type, progress)
+    check = config.check
+    if check.rounds == 0:
+        return first
+    sets = [_with_check(gs, hand, obj, check, 0) for gs, obj in zip(first.grasp_sets, objects)]
+    rounds = []
+    for r in range(1, check.rounds + 1):
+        todo = [o for o, gs in enumerate(sets) if not gs.extra["check_success"].all()]
+        if not todo:
+            break
+        failing = {objects[o].name: int((~sets[o].extra["check_success"]).sum()) for o in todo}
+        rounds.append({"round": r, "failing": failing})
+        if on_round is not None:
+            on_round(r, failing)
+        more = _synthesize_round(hand, [objects[o] for o in todo], replace(config, seed=round_seed(config.seed, r)),
+                                 grasp_type, progress)
+        for o, gs in zip(todo, more.grasp_sets):
+            sets[o] = _fill_failures(sets[o], _with_check(gs, hand, objects[o], check, r))
+    return SynthesisResult(sets, first.stats, time.perf_counter() - t0, rounds)
+
+
+def _with_check(gs: GraspSet, hand: HandModel, obj: ObjectModel, check, round_index: int) -> GraspSet:
+    """``gs`` with its physics-check verdict (``check_success``, ``check_reason``) and round number."""
+    result = evaluate_grasp_set(gs, hand.description, obj, EvaluateConfig(physics=physics_protocol(check.protocol)),
+                                protocols=(check.protocol,), workers=check.workers, geometry=False)
+    gs.extra["check_success"] = np.asarray(result.arrays[f"eval_{check.protocol}_success"], bool)
+    gs.extra["check_reason"] = np.asarray(result.arrays[f"eval_{check.protocol}_reason"], np.int8)
+    gs.extra["synthesis_round"] = np.full(len(gs), round_index, np.int64)
+    return gs
+
+
+def _fill_failures(current: GraspSet, fresh: GraspSet) -> GraspSet:
+    """``current`` with its failing grasps, in index order, replaced by the passing grasps of
+    ``fresh``, in index order (as many as there are; the rest stay, labelled as failing)."""
+    slots = np.flatnonzero(~current.extra["check_success"])
+    donors = np.flatnonzero(fresh.extra["check_success"])[:len(slots)]
+    take = np.arange(len(current))
+    take[slots[:len(donors)]] = len(current) + donors
+    return GraspSet.concatenate([current, fresh]).select(take)
+
+
+def _synthesize_round(
+    hand: HandModel,
+    objects: list[ObjectModel],
+    config: GenerateConfig,
+    grasp_type: str | None = None,
+    progress: Callable[[GraspOptimizer, int], None] | None = None,
+) -> SynthesisResult:
+    """One synthesis round: the optimiser, contact snapping, refinement and the grasp sets."""
     t0 = time.perf_counter()
     cfg = config
     gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)

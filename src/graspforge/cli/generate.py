@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="annealer (default mala_star)")
     p.add_argument("--iterations", type=int, help="optimiser iterations (default 7000)")
     p.add_argument("--seed", type=int, help="random seed; the same seed reproduces a run bit for bit on one machine")
+    p.add_argument("--check-rounds", type=int, metavar="N",
+                   help="physics check in the loop: simulate every grasp (check.protocol, default dexgraspbench) and replace "
+                        "failing ones from up to N fresh synthesis rounds (default 0: off; each round costs one more synthesis)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--objects-per-batch", type=int, default=0, help="objects optimised together (default: all, up to 8)")
     p.add_argument("--config", type=Path, help="TOML file with any setting (see the written config.toml)")
@@ -57,10 +60,11 @@ def check_device(name: str):
 def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
     """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
 
-    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations.
+    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations, check_rounds.
     """
     keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "seed": "seed", "device": "device",
-            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name", "iterations": "optimizer.iterations"}
+            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name", "iterations": "optimizer.iterations",
+            "check_rounds": "check.rounds"}
     o: dict = {keys[k]: v for k, v in values.items() if v is not None}
     if resume:
         o["resume"] = True
@@ -75,7 +79,7 @@ def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) ->
 def _overrides(args: argparse.Namespace) -> dict:
     return synthesis_overrides(args.set, args.resume, hand=args.hand, objects=args.objects, grasps=args.grasps, contacts=args.contacts,
                                seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
-                               iterations=args.iterations)
+                               iterations=args.iterations, check_rounds=args.check_rounds)
 
 
 def _safe(s: str) -> str:
@@ -110,11 +114,16 @@ def hand_span(desc) -> float:
 
 
 def _summary_table(rows: list[dict]) -> str:
+    checked = any(r.get("check") is not None for r in rows)
     head = f"{'object':<24} {'type':<10} {'grasps':>6} {'E mean':>9} {'E min':>9} {'|d|<5mm':>8} {'V<0.05':>7} {'maxpen':>7} {'s':>7}"
+    head += f" {'check':>6}" if checked else ""
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['object'][:24]:<24} {r['type'][:10]:<10} {r['grasps']:>6} {r['e_mean']:>9.3f} {r['e_min']:>9.3f} "
-                     f"{r['contact_ok']:>7.0%} {r['v_ok']:>7.0%} {r['pen_mm']:>7.2f} {r['seconds']:>7.1f}")
+        line = (f"{r['object'][:24]:<24} {r['type'][:10]:<10} {r['grasps']:>6} {r['e_mean']:>9.3f} {r['e_min']:>9.3f} "
+                f"{r['contact_ok']:>7.0%} {r['v_ok']:>7.0%} {r['pen_mm']:>7.2f} {r['seconds']:>7.1f}")
+        if checked:
+            line += f" {r['check']:>6.0%}" if r.get("check") is not None else f" {'-':>6}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -189,7 +198,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         bar.update(done - bar.n)
                         bar.set_postfix(E=f"{float(opt.energy.mean()):.3f}", acc=f"{opt.stats.accept_rate:.0%}", resets=opt.stats.resets, nan=opt.stats.nan_resets)
 
-                res = synthesize(hand, [o for o, _ in chunk], cfg, grasp_type=gtype, progress=progress)
+                def on_round(r, failing, bar=bar):
+                    if bar is not None:
+                        bar.reset()
+                    print(f"physics check: {sum(failing.values())} grasp(s) of {len(failing)} object(s) failed {cfg.check.protocol}; "
+                          f"round {r} of {cfg.check.rounds} re-synthesises them", file=sys.stderr)
+
+                res = synthesize(hand, [o for o, _ in chunk], cfg, grasp_type=gtype, progress=progress, on_round=on_round)
                 if bar is not None:
                     bar.close()
                 for (obj, path), gs in zip(chunk, res.grasp_sets):
@@ -200,6 +215,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                         "e_min": float(np.min(gs.energy)), "contact_ok": float(np.mean(np.abs(gs.contact_distance).mean(1) < 0.005)),
                         "v_ok": float(np.mean(gs.qp_value < 0.05)), "pen_mm": float(np.max(pen)) * 1e3 if len(pen) else math.nan,
                         "seconds": res.seconds / len(chunk), "path": str(path),
+                        "check": float(np.mean(gs.extra["check_success"])) if "check_success" in gs.extra else None,
                     })
                 if res.stats.nan_resets:
                     print(f"note: {res.stats.nan_resets} grasp(s) were reset after non-finite energies", file=sys.stderr)
@@ -210,7 +226,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(_summary_table(rows))
         print("|d|<5mm: grasps whose contacts lie within 5 mm of the surface on average; V<0.05: force-closure QP value; "
               "maxpen: the deepest object sample inside the hand over the set, mm, on the optimiser's geometry "
-              "(evaluate's D is the mean exact-mesh depth)")
+              "(evaluate's D is the mean exact-mesh depth)" +
+              (f"; check: grasps passing the {cfg.check.protocol} physics check after {cfg.check.rounds} extra round(s)"
+               if cfg.check.rounds else ""))
     print(f"{len(rows)} grasp set(s) written to {out}" + (f", {skipped} already done (--resume)" if skipped else "") +
           f" in {time.perf_counter() - t_start:.1f} s")
     return 0

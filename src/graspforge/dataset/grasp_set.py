@@ -215,6 +215,34 @@ class GraspSet:
             extra={k: pick(v) for k, v in self.extra.items()},
         )
 
+    @classmethod
+    def concatenate(cls, sets: list["GraspSet"]) -> "GraspSet":
+        """The grasps of ``sets`` one after the other; they must be of one hand, grasp type and object
+        (by content hash and scale) and carry the same energy terms and extra arrays. Scalars (config,
+        software, creation time) are the first set's."""
+        if not sets:
+            raise GraspSetError("concatenate: no grasp sets given")
+        a = sets[0]
+        for b in sets[1:]:
+            same = (b.hand == a.hand and list(b.joint_names) == list(a.joint_names) and b.grasp_type == a.grasp_type
+                    and b.object_hash == a.object_hash and float(b.object_scale) == float(a.object_scale))
+            if not same:
+                raise GraspSetError(f"concatenate: {b.hand}/{b.grasp_type}/{b.object_name} does not match {a.hand}/{a.grasp_type}/{a.object_name}")
+            if b.num_contacts != a.num_contacts or set(b.terms) != set(a.terms) or set(b.extra) != set(a.extra):
+                raise GraspSetError("concatenate: the sets differ in contact count, energy terms or extra arrays")
+        cat = lambda k: np.concatenate([np.asarray(getattr(g, k)) for g in sets])  # noqa: E731
+        return cls(
+            hand=a.hand, joint_names=a.joint_names, grasp_type=a.grasp_type, object_name=a.object_name,
+            object_source=a.object_source, object_hash=a.object_hash, object_scale=a.object_scale,
+            root_position=cat("root_position"), root_quaternion=cat("root_quaternion"), joint_positions=cat("joint_positions"),
+            pregrasp_joint_positions=cat("pregrasp_joint_positions"), squeeze_joint_positions=cat("squeeze_joint_positions"),
+            contact_points=cat("contact_points"), contact_normals=cat("contact_normals"), contact_links=cat("contact_links"),
+            contact_indices=cat("contact_indices"), contact_distance=cat("contact_distance"), energy=cat("energy"),
+            terms={k: np.concatenate([g.terms[k] for g in sets]) for k in a.terms}, qp_value=cat("qp_value"),
+            config_toml=a.config_toml, software=a.software, created=a.created,
+            extra={k: np.concatenate([g.extra[k] for g in sets]) for k in a.extra},
+        )
+
     def hand_poses(self) -> np.ndarray:
         """(N, 3 + 6 + D) hand pose vectors (root position, 6D rotation, joints) for graspforge models."""
         import torch
