@@ -147,3 +147,51 @@ def test_alignment_folds_joints_their_model_lacks_into_the_root_pose(tmp_path):
             ours = pos[i] + R_ours @ T[tree.link_names.index(link)][:3, 3]
             np.testing.assert_allclose(theirs, ours, atol=1e-5, err_msg=link)
         assert base == 1
+
+
+def test_grasps_moved_into_the_other_model_put_every_link_where_ours_are(allegro, tmp_path):
+    """``in_hand_model``: a grasp of ours, re-expressed in another model of the hand (its root body
+    posed in its MJCF world, its own joint order and signs), has every body where our FK puts the
+    link of that name; checked with MuJoCo's own kinematics of the file."""
+    import mujoco
+    import torch
+
+    from graspforge.dataset import GraspSet
+    from graspforge.dataset.export import in_hand_model
+    from graspforge.hands.alignment import mjcf_body_pose
+    from graspforge.hands.kinematics import TorchKinematics
+
+    R0 = Rotation.from_euler("zyx", [-90, 20, 5], degrees=True).as_matrix()
+    p0 = np.array([0.03, -0.01, 0.2])
+    path = _mjcf(allegro, tmp_path / "hand.xml", R0, p0, flip={"index_joint_1", "thumb_joint_2"})
+    a = align_to_mjcf(allegro, path)
+    rng = np.random.default_rng(0)
+    n, d, tree = 3, allegro.tree.dof, allegro.tree
+    q = tree.lower + rng.uniform(0.1, 0.9, (n, d)) * (tree.upper - tree.lower)
+    quat = Rotation.random(n, random_state=1).as_quat()[:, [3, 0, 1, 2]]
+    pos = rng.normal(0, 0.1, (n, 3))
+    z = np.zeros
+    gs = GraspSet(hand="allegro", joint_names=allegro.joint_names, grasp_type="full", object_name="o", object_source="o",
+                  object_hash="h", object_scale=1.0, root_position=pos, root_quaternion=quat, joint_positions=q,
+                  pregrasp_joint_positions=q, squeeze_joint_positions=q, contact_points=z((n, 1, 3)), contact_normals=z((n, 1, 3)),
+                  contact_links=np.full((n, 1), "l"), contact_indices=z((n, 1), np.int64), contact_distance=z((n, 1)), energy=z(n),
+                  terms={t: z(n) for t in ("energy_dis", "energy_fc", "energy_pen", "energy_spen", "energy_joints")}, qp_value=z(n))
+    root_name = allegro.tree.link_names[0]
+    theirs = type("Their", (), {"name": "their_allegro", "joint_names": a.joint_names})()  # their joints, their order
+    moved = in_hand_model(gs, a, theirs, mjcf_body_pose(path, root_name))
+    assert moved.hand == "their_allegro" and moved.joint_names == a.joint_names
+    kin = TorchKinematics(tree, dtype=torch.float64)
+    from graspforge.geometry.rotations import quaternion_to_matrix
+    lp = kin.forward(torch.as_tensor(pos), quaternion_to_matrix(torch.as_tensor(quat)), torch.as_tensor(q))
+    model = mujoco.MjModel.from_xml_path(str(path))
+    data = mujoco.MjData(model)
+    for i in range(n):
+        for k, name in enumerate(a.joint_names):
+            data.qpos[model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)]] = moved.joint_positions[i, k]
+        mujoco.mj_kinematics(model, data)
+        # their root body's world pose -> the grasp's frame: p_obj = P + Q R0^T (x_world - p0)
+        Q = Rotation.from_quat(moved.root_quaternion[i, [1, 2, 3, 0]]).as_matrix()
+        for l, name in enumerate(tree.link_names):
+            b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
+            got = moved.root_position[i] + Q @ (R0.T @ (data.xpos[b] - p0))
+            np.testing.assert_allclose(got, lp.pos[i, l].numpy(), atol=2e-6, err_msg=name)

@@ -49,8 +49,12 @@ def test_generate_rejects_bad_input(tmp_path):
     r = run("generate", "--set", "energy.w_pen=abc", "--out", str(tmp_path))
     assert r.returncode == 1 and "energy.w_pen must be a number" in r.stderr
     # nonsense is refused before anything is written: no output folder, no config.toml
+    broken = tmp_path / "broken_hand.xml"
+    broken.write_text("<mujoco><worldbody><body name='palm'>")
     for bad, says in ((["--iterations", "0"], "iterations must be >= 1"), (["--object", "no_such_object"], "no_such_object"),
-                      (["--grasp-type", "power"], "no grasp type 'power'"), (["--grasps", "0"], "grasps must be >= 1")):
+                      (["--grasp-type", "power"], "no grasp type 'power'"), (["--grasps", "0"], "grasps must be >= 1"),
+                      (["--check-rounds", "-1"], "check.rounds must be in [0, 100]"),
+                      (["--check-rounds", "1", "--check-hand", str(broken)], "MuJoCo cannot load it")):
         out = tmp_path / f"never_{bad[0].strip('-')}"
         r = run("generate", *bad, "--out", str(out))
         assert r.returncode == 1 and says in r.stderr, r.stderr

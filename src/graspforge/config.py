@@ -180,7 +180,7 @@ SQUEEZE_MODES = ("normal", "touching", "balanced")
 @dataclass
 class PhysicsCheckConfig:
     """A physics check inside synthesis: after the optimiser, every grasp is simulated under
-    ``protocol``; a grasp that fails is replaced by a passing grasp of a fresh synthesis round (a
+    ``protocol`` (in ``hand`` when given); a grasp that fails is replaced by a passing grasp of a fresh synthesis round (a
     whole new population of the same size, from a seed derived from the run's seed and the round
     number), for at most ``rounds`` extra rounds. Grasps still failing after the last round are kept,
     labelled: every grasp carries ``check_success`` and the ``synthesis_round`` it came from.
@@ -190,6 +190,10 @@ class PhysicsCheckConfig:
 
     rounds: int = 0
     protocol: str = "dexgraspbench"
+    # the hand that will execute the grasps, when it is another model of the synthesised hand (an
+    # MJCF file, e.g. DexGraspBench's Allegro): grasps are checked in it, after the frame and joint
+    # alignment found by forward kinematics of both (hands/alignment.py); "" checks the synthesised hand
+    hand: str = ""
     workers: int = 1  # simulation processes (0 = one per CPU core)
 
     def validate(self) -> None:

@@ -14,18 +14,21 @@ import numpy as np
 import torch
 
 from .config import EvaluateConfig, GenerateConfig, dump_toml, physics_protocol
+from .dataset.export import in_hand_model
 from .dataset.grasp_set import GraspSet
 from .energy.model import GraspEnergy
-from .evaluate.run import evaluate_grasp_set
 from .energy.scene import ObjectBatch
+from .evaluate.run import evaluate_grasp_set
 from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
+from .hands import load_hand_description
+from .hands.alignment import align_to_mjcf, mjcf_body_pose
+from .hands.description import HandDescription, is_thumb_link
 from .hands.model import HandModel
-from .hands.description import is_thumb_link
 from .objects import ObjectModel
 from .optimize.init import GraspInitializer
 from .optimize.mala import GraspOptimizer, OptimizerStats
-from .optimize.rng import CounterRNG, combine, grasp_keys, text_key
 from .optimize.refine import refine_poses
+from .optimize.rng import CounterRNG, combine, grasp_keys, text_key
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
 SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object (reference squeeze, along the normals)
@@ -237,11 +240,12 @@ def synthesize(
     hand and ``i`` only, never on the batch (also with the check: rounds run per object).
     """
     t0 = time.perf_counter()
-    first = _synthesize_round(hand, objects, config, grasp_type, progress)
     check = config.check
-    if check.rounds == 0:
+    executor = physics_check_hand(hand, check) if check.rounds else None  # a bad check.hand fails before any work
+    first = _synthesize_round(hand, objects, config, grasp_type, progress)
+    if executor is None:
         return first
-    sets = [_with_check(gs, hand, obj, check, 0) for gs, obj in zip(first.grasp_sets, objects)]
+    sets = [_with_check(gs, executor, obj, check, 0) for gs, obj in zip(first.grasp_sets, objects)]
     rounds = []
     for r in range(1, check.rounds + 1):
         todo = [o for o, gs in enumerate(sets) if not gs.extra["check_success"].all()]
@@ -254,13 +258,28 @@ def synthesize(
         more = _synthesize_round(hand, [objects[o] for o in todo], replace(config, seed=round_seed(config.seed, r)),
                                  grasp_type, progress)
         for o, gs in zip(todo, more.grasp_sets):
-            sets[o] = _fill_failures(sets[o], _with_check(gs, hand, objects[o], check, r))
+            sets[o] = _fill_failures(sets[o], _with_check(gs, executor, objects[o], check, r))
     return SynthesisResult(sets, first.stats, time.perf_counter() - t0, rounds)
 
 
-def _with_check(gs: GraspSet, hand: HandModel, obj: ObjectModel, check, round_index: int) -> GraspSet:
+def physics_check_hand(hand: HandModel, check) -> tuple[HandDescription, Callable[[GraspSet], GraspSet]]:
+    """The hand the physics check simulates (the synthesised one, or ``check.hand``) and the map of
+    grasp sets into it. Raises :class:`~graspforge.errors.HandLoadError` when ``check.hand`` cannot
+    be loaded or is not a model of ``hand``."""
+    if not check.hand:
+        return hand.description, lambda gs: gs
+    desc = load_hand_description(check.hand)
+    alignment = align_to_mjcf(hand.description, check.hand)
+    root = mjcf_body_pose(check.hand, desc.tree.link_names[0])
+    return desc, lambda gs: in_hand_model(gs, alignment, desc, root)
+
+
+def _with_check(gs: GraspSet, executor: tuple[HandDescription, Callable[[GraspSet], GraspSet]], obj: ObjectModel, check,
+                round_index: int) -> GraspSet:
     """``gs`` with its physics-check verdict (``check_success``, ``check_reason``) and round number."""
-    result = evaluate_grasp_set(gs, hand.description, obj, EvaluateConfig(physics=physics_protocol(check.protocol)),
+    desc, to_executor = executor
+    simulated = to_executor(gs)
+    result = evaluate_grasp_set(simulated, desc, obj, EvaluateConfig(physics=physics_protocol(check.protocol)),
                                 protocols=(check.protocol,), workers=check.workers, geometry=False)
     gs.extra["check_success"] = np.asarray(result.arrays[f"eval_{check.protocol}_success"], bool)
     gs.extra["check_reason"] = np.asarray(result.arrays[f"eval_{check.protocol}_reason"], np.int8)

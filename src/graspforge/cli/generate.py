@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--check-rounds", type=int, metavar="N",
                    help="physics check in the loop: simulate every grasp (check.protocol, default dexgraspbench) and replace "
                         "failing ones from up to N fresh synthesis rounds (default 0: off; each round costs one more synthesis)")
+    p.add_argument("--check-hand", metavar="MJCF",
+                   help="run the physics check in this model of the hand (the one that will execute the grasps, e.g. "
+                        "DexGraspBench's Allegro), aligned to ours by forward kinematics (default: the synthesised hand)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument("--objects-per-batch", type=int, default=0, help="objects optimised together (default: all, up to 8)")
     p.add_argument("--config", type=Path, help="TOML file with any setting (see the written config.toml)")
@@ -60,11 +63,11 @@ def check_device(name: str):
 def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
     """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
 
-    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations, check_rounds.
+    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations, check_rounds, check_hand.
     """
     keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "seed": "seed", "device": "device",
             "out": "out", "energy": "energy.method", "optimizer": "optimizer.name", "iterations": "optimizer.iterations",
-            "check_rounds": "check.rounds"}
+            "check_rounds": "check.rounds", "check_hand": "check.hand"}
     o: dict = {keys[k]: v for k, v in values.items() if v is not None}
     if resume:
         o["resume"] = True
@@ -79,7 +82,8 @@ def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) ->
 def _overrides(args: argparse.Namespace) -> dict:
     return synthesis_overrides(args.set, args.resume, hand=args.hand, objects=args.objects, grasps=args.grasps, contacts=args.contacts,
                                seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
-                               iterations=args.iterations, check_rounds=args.check_rounds)
+                               iterations=args.iterations, check_rounds=args.check_rounds,
+                               check_hand=args.check_hand)
 
 
 def _safe(s: str) -> str:
@@ -134,7 +138,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from ..dataset.grasp_set import GraspSet, GraspSetError
     from ..hands import load_hand
     from ..objects import load_objects
-    from ..synthesis import synthesize
+    from ..synthesis import physics_check_hand, synthesize
 
     cfg = load_config(args.config, _overrides(args))
     if args.grasp_type:
@@ -155,6 +159,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if cfg.contacts > n_cand:
             print(f"graspforge: warning: --contacts {cfg.contacts} exceeds the {n_cand} contact candidates of grasp type {t!r} "
                   f"of {hand.description.name!r}: candidates will repeat (as the reference allows)", file=sys.stderr)
+    if cfg.check.rounds:
+        physics_check_hand(hand, cfg.check)  # a check hand that is not a model of this hand fails before any work
+    elif cfg.check.hand:
+        print("graspforge: warning: check.hand is used only with --check-rounds N (N >= 1)", file=sys.stderr)
     objects = load_objects(cfg.objects)
     span = hand_span(hand.description)
     for obj in objects:

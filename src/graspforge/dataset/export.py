@@ -33,12 +33,13 @@ from __future__ import annotations
 import io
 import pickle
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import trimesh
 import trimesh.transformations as tf
+from scipy.spatial.transform import Rotation
 
 from .._io import atomic_write_bytes, atomic_write_json, safe_filename
 from ..errors import GraspforgeError, HandLoadError
@@ -329,6 +330,37 @@ def write_dexgraspbench(gs: GraspSet, out: str | Path, alignment=None) -> list[P
         atomic_write_bytes(p, _npy_bytes(d))
         paths.append(p)
     return paths
+
+
+def in_hand_model(gs: GraspSet, alignment, desc, root_in_frame: tuple[np.ndarray, np.ndarray] | None = None) -> GraspSet:
+    """The grasps of ``gs`` as grasps of another model of the same hand: ``desc`` (a
+    :class:`~graspforge.hands.description.HandDescription`, e.g. DexGraspBench's Allegro MJCF
+    imported) with ``alignment`` (:func:`graspforge.hands.alignment.align_to_mjcf` of the grasps' hand
+    to that file) and ``root_in_frame``, the position (3,) m and rotation (3, 3) of ``desc``'s root
+    link in the alignment's frame (:func:`graspforge.hands.alignment.mjcf_body_pose`; None: identity).
+    Root poses move to that link, joints to its joints (by name, in its order); the object frame,
+    contacts and energies stay. For simulating grasps in the hand that will execute them.
+
+    Refused (:class:`ExportError`) when the alignment's frame hangs below joints it lacks (a wrist):
+    each target would then need its own root pose."""
+    if alignment.frame_link:
+        raise ExportError(f"{alignment.model}: its frame is our link {alignment.frame_name!r}, below joints it lacks; "
+                          "a grasp then has one root pose per target, which a grasp set cannot hold")
+    names = list(alignment.joint_names)
+    missing = [n for n in desc.joint_names if n not in names]
+    if missing:
+        raise ExportError(f"{alignment.model}: joints {missing[:4]} of hand {desc.name!r} have no counterpart in the alignment")
+    cols = [names.index(n) for n in desc.joint_names]
+    pos, quat = alignment.root_pose(gs.root_position, gs.root_quaternion)
+    if root_in_frame is not None:
+        R_frame = Rotation.from_quat(quat[:, [1, 2, 3, 0]])
+        pos = pos + R_frame.apply(np.asarray(root_in_frame[0], np.float64))
+        q = (R_frame * Rotation.from_matrix(root_in_frame[1])).as_quat()[:, [3, 0, 1, 2]]
+        quat = q * np.where(q[:, :1] < 0, -1.0, 1.0)
+    theirs = lambda q: alignment.joints(q)[:, cols]  # noqa: E731
+    return replace(gs, hand=desc.name, joint_names=list(desc.joint_names), root_position=pos, root_quaternion=quat,
+                   joint_positions=theirs(gs.joint_positions), pregrasp_joint_positions=theirs(gs.pregrasp_joint_positions),
+                   squeeze_joint_positions=theirs(gs.squeeze_joint_positions), extra=dict(gs.extra))
 
 
 WRITERS = {"dexgraspnet": write_dexgraspnet, "graspqp": write_graspqp, "dexgraspbench": write_dexgraspbench}

@@ -106,6 +106,22 @@ def _theirs_at(model, q: np.ndarray | None = None):
     return np.array(data.xanchor[jids]), np.array(data.xaxis[jids]), jids
 
 
+def mjcf_body_pose(mjcf: str | Path, body: str) -> tuple[np.ndarray, np.ndarray]:
+    """Position (3,) m and rotation (3, 3) of ``body`` in the world frame of the MJCF (the frame
+    :class:`HandAlignment` maps to), at zero joints. graspforge's import of that file poses the hand
+    by its root body instead; this is the link between the two."""
+    import mujoco
+
+    model = compile_without_missing_meshes(mjcf)
+    bid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, body)
+    if bid < 0:
+        raise HandLoadError(f"{mjcf}: no body {body!r}")
+    data = mujoco.MjData(model)
+    data.qpos[:] = 0.0
+    mujoco.mj_kinematics(model, data)
+    return np.array(data.xpos[bid]), np.array(data.xmat[bid]).reshape(3, 3)
+
+
 def _ours_at(desc: HandDescription, q: np.ndarray, frame_link: int = 0):
     """Anchors (D, 3) and axes (D, 3) of our actuated joints at ``q`` (D,) (the first link each joint
     moves), in the frame of our link ``frame_link`` (0: the root)."""
