@@ -101,3 +101,41 @@ def test_evaluate_rejects_bad_settings(tmp_path, capsys):
     assert "physics.timestep must be > 0" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.npz"), "--quiet"]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_in_another_model_of_the_hand(tmp_path, capsys):
+    """``--hand-model``: the grasps are simulated in another model of their hand (here an MJCF of the
+    built-in Allegro written by tests/test_alignment.py's builder, its frame moved and joints renamed
+    and reordered), results land in the original file, and a model of another hand is refused
+    without touching the file."""
+    from scipy.spatial.transform import Rotation
+
+    from graspforge.hands import load_hand_description
+    from test_alignment import _mjcf
+
+    allegro = load_hand_description("allegro")
+    R0 = Rotation.from_euler("zyx", [90, 0, 10], degrees=True).as_matrix()
+    model = _mjcf(allegro, tmp_path / "their_allegro.xml", R0, np.array([0.02, 0.0, 0.1]))
+    other = _mjcf(allegro, tmp_path / "other.xml", R0, np.zeros(3), nudge=("ring_joint_1", np.array([0.0, 0.012, 0.0])))
+    box = load_object(BOX)
+    n, d = 2, allegro.tree.dof
+    q = np.tile(0.5 * (allegro.tree.lower + allegro.tree.upper), (n, 1))
+    z = np.zeros
+    path = tmp_path / "g.npz"
+    GraspSet(hand="allegro", joint_names=allegro.joint_names, grasp_type="full", object_name="box", object_source=box.source,
+             object_hash=box.content_hash, object_scale=1.0, root_position=np.array([[0.0, 0.0, 0.3], [0.3, 0.0, 0.0]]),
+             root_quaternion=np.tile([1.0, 0, 0, 0], (n, 1)), joint_positions=q, pregrasp_joint_positions=q, squeeze_joint_positions=q,
+             contact_points=z((n, 1, 3)), contact_normals=z((n, 1, 3)), contact_links=np.full((n, 1), "l"),
+             contact_indices=z((n, 1), int), contact_distance=z((n, 1)), energy=z(n),
+             terms={k: z(n) for k in ("energy_dis", "energy_fc", "energy_pen", "energy_spen", "energy_joints")},
+             qp_value=z(n)).save(path)
+    before = path.read_bytes()
+    assert main(["evaluate", str(path), "--hand-model", str(other), "--workers", "1", "--quiet", "--no-geometry"]) == 1
+    assert "mm" in capsys.readouterr().err and path.read_bytes() == before
+    assert main(["evaluate", str(path), "--hand-model", str(model), "--workers", "1", "--quiet", "--no-geometry"]) == 0
+    gs = GraspSet.load(path)
+    assert gs.hand == "allegro" and gs.joint_names == allegro.joint_names  # the file keeps its own hand
+    # a hand 30 cm from the box holds nothing, in either model
+    assert gs.extra["eval_strict_success"].tolist() == [False, False]
+    side = json.loads(sidecar_path(path).read_text())
+    assert side["hand"] == f"allegro in {model}"

@@ -14,14 +14,12 @@ import numpy as np
 import torch
 
 from .config import EvaluateConfig, GenerateConfig, dump_toml, physics_protocol
-from .dataset.export import in_hand_model
+from .dataset.export import other_hand_model
 from .dataset.grasp_set import GraspSet
 from .energy.model import GraspEnergy
 from .energy.scene import ObjectBatch
 from .evaluate.run import evaluate_grasp_set
 from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
-from .hands import load_hand_description
-from .hands.alignment import align_to_mjcf, mjcf_body_pose
 from .hands.description import HandDescription, is_thumb_link
 from .hands.model import HandModel
 from .objects import ObjectModel
@@ -268,10 +266,7 @@ def physics_check_hand(hand: HandModel, check) -> tuple[HandDescription, Callabl
     be loaded or is not a model of ``hand``."""
     if not check.hand:
         return hand.description, lambda gs: gs
-    desc = load_hand_description(check.hand)
-    alignment = align_to_mjcf(hand.description, check.hand)
-    root = mjcf_body_pose(check.hand, desc.tree.link_names[0])
-    return desc, lambda gs: in_hand_model(gs, alignment, desc, root)
+    return other_hand_model(hand.description, check.hand)
 
 
 def _with_check(gs: GraspSet, executor: tuple[HandDescription, Callable[[GraspSet], GraspSet]], obj: ObjectModel, check,

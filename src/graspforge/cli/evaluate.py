@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                    help="disturbance protocols (default strict); the first one sets the 'success' array")
     p.add_argument("--workers", type=int, default=None, help="simulation processes (default: one per CPU core)")
     p.add_argument("--hand", help="hand to simulate (default: the hand named in each file); e.g. a URDF folder for exact meshes")
+    p.add_argument("--hand-model", metavar="MJCF",
+                   help="simulate the grasps in another model of their hand (e.g. DexGraspBench's Allegro MJCF), aligned "
+                        "to it by forward kinematics; results are written back to the original files")
     p.add_argument("--object", dest="object_spec", help="object mesh to use instead of the file's recorded source (one grasp file only)")
     p.add_argument("--config", help="TOML file with [physics] / [metrics] settings")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. physics.force=2")
@@ -73,6 +76,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
                                 summary_row, write_evaluation)
     from ..evaluate.simulate import default_workers
+    from ..dataset.export import other_hand_model
     from ..hands import load_hand_description
 
     overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
@@ -95,7 +99,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         try:
             grasps = GraspSet.load(path)
             side = read_sidecar(path)
-            spec = _hand_spec(grasps, args.hand)
+            own = _hand_spec(grasps, args.hand)
+            spec = f"{own} in {args.hand_model}" if args.hand_model else own
             key = settings_key(cfg, args.protocol, not args.no_geometry, spec)
             done = side is not None and side.get("settings_key") == key and all(f"eval_{p}_success" in grasps.extra for p in args.protocol)
             if done and not args.force:
@@ -103,8 +108,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 rows.append(summary_row(str(path), grasps.object_name, grasps.hand, grasps.grasp_type, len(grasps), side["summary"], args.protocol))
                 continue
             if spec not in hands:
-                hands[spec] = load_hand_description(spec)
-            desc = hands[spec]
+                hands[spec] = (other_hand_model(load_hand_description(own), args.hand_model) if args.hand_model
+                               else (load_hand_description(own), None))
+            desc, to_model = hands[spec]
+            simulated = to_model(grasps) if to_model else grasps
             obj = grasp_set_object(grasps, args.object_spec, where=str(path))
             bar = None
             if not args.quiet:
@@ -112,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
                 bar = progress_bar(len(grasps) * len(args.protocol), path.name[:40], "grasp")
             try:
-                result = evaluate_grasp_set(grasps, desc, obj, cfg, tuple(args.protocol), workers=workers,
+                result = evaluate_grasp_set(simulated, desc, obj, cfg, tuple(args.protocol), workers=workers,
                                             geometry=not args.no_geometry, progress=bar.update if bar else None)
             except EvaluationError as exc:
                 raise EvaluationError(f"{path}: {exc}") from exc

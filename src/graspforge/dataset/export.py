@@ -44,7 +44,7 @@ from scipy.spatial.transform import Rotation
 from .._io import atomic_write_bytes, atomic_write_json, safe_filename
 from ..errors import GraspforgeError, HandLoadError
 from ..hands import load_hand_description
-from ..hands.alignment import align_to_mjcf
+from ..hands.alignment import align_to_mjcf, mjcf_body_pose
 from ..hands.kinematics import link_world_pose
 from ..objects import collision_pieces, load_recorded_object
 from .grasp_set import GraspSet
@@ -361,6 +361,17 @@ def in_hand_model(gs: GraspSet, alignment, desc, root_in_frame: tuple[np.ndarray
     return replace(gs, hand=desc.name, joint_names=list(desc.joint_names), root_position=pos, root_quaternion=quat,
                    joint_positions=theirs(gs.joint_positions), pregrasp_joint_positions=theirs(gs.pregrasp_joint_positions),
                    squeeze_joint_positions=theirs(gs.squeeze_joint_positions), extra=dict(gs.extra))
+
+
+def other_hand_model(ours, mjcf: str | Path):
+    """Another model of the hand ``ours`` (a :class:`~graspforge.hands.description.HandDescription`),
+    from the MJCF file ``mjcf``: its description and the map of our grasp sets into it
+    (:func:`in_hand_model`), with the alignment found by forward kinematics of both. Raises
+    :class:`~graspforge.errors.HandLoadError` when the file cannot be loaded or is another hand."""
+    desc = load_hand_description(mjcf)
+    alignment = align_to_mjcf(ours, mjcf)
+    root = mjcf_body_pose(mjcf, desc.tree.link_names[0])
+    return desc, lambda gs: in_hand_model(gs, alignment, desc, root)
 
 
 WRITERS = {"dexgraspnet": write_dexgraspnet, "graspqp": write_graspqp, "dexgraspbench": write_dexgraspbench}
