@@ -38,6 +38,19 @@ def add_parser(sub) -> None:
                      help="candidates for named links (0 leaves a link out; a named link with no palmar side gets them anywhere)")
     imp.add_argument("--no-known-facts", action="store_true",
                      help="infer open pose, axes and couplings even for hands graspforge knows (hands/known.py)")
+    imp.add_argument("--angle", choices=["degree", "radian"], default=None,
+                     help="MJCF only: read the file's angles in this unit (default: its <compiler angle>, MuJoCo's degree "
+                     "when it sets none, radian when every range is implausibly small and its servos command radians)")
+    imp.add_argument("--root-link", default=None, metavar="LINK", help="the hand starts at this link; links above it (arm, mount) are cut off")
+    imp.add_argument("--palm-link", default=None, metavar="LINK", help="the palm (default: the deepest link above every fingertip); geometry above it is dropped")
+    imp.add_argument("--thumb", default=None, metavar="LINK", help="a link of the thumb (default: by name, then by geometry)")
+    imp.add_argument("--closing", nargs="+", default=[], metavar="JOINT=SIGN",
+                     help="which way a joint closes: +1, -1, or 0 (does not close); default from its range, else its servo's ctrlrange")
+    imp.add_argument("--approach", default=None, metavar="AXIS", help="approach axis in the root frame: x, y, z, -x, -y, -z or ax,ay,az")
+    imp.add_argument("--up", default=None, metavar="AXIS", help="up axis in the root frame (same forms as --approach)")
+    imp.add_argument("--geometry", choices=["hull", "mesh"], default="hull",
+                     help="synthesise against each link's convex hull (default: what evaluate simulates for an imported hand) "
+                     "or its exact meshes")
     imp.add_argument("--force", action="store_true", help="replace an existing hand folder")
     imp.add_argument("--json", action="store_true", help="print the summary as JSON")
     imp.set_defaults(func=cmd_import)
@@ -83,6 +96,7 @@ def summary(d: HandDescription) -> dict:
         "collision_grids": len(d.grids),
         "self_collision_samples": int(len(d.surface_points)),
         "reference_spheres": int(len(d.spheres)),
+        "inferred": d.provenance.get("inferred"),
         "warnings": list(d.warnings),
     }
 
@@ -107,6 +121,21 @@ def _print_summary(s: dict) -> None:
         curl = f"; curls {', '.join(v['curl_joints'])}" if v["curl_joints"] else ""
         print(f"  {k}: {links}{curl}")
     print(f"\ncollision: {s['collision_grids']} link distance grids, {s['self_collision_samples']} self-collision samples, {s['reference_spheres']} reference spheres")
+    inf = s.get("inferred")
+    if inf:
+        print("\ninferred (each settled by the flag named):")
+        print(f"  angle unit: {inf['angle_unit']}  (--angle)")
+        print(f"  root link: {inf['root_link']}  (--root-link)")
+        print(f"  palm: {inf['palm']}  (--palm-link)")
+        if inf["above_palm_dropped"]:
+            print(f"  above the palm, not grasping geometry (dropped): {', '.join(inf['above_palm_dropped'])}")
+        print(f"  fingers: {'; '.join(' > '.join(f) for f in inf['fingers'])}")
+        print(f"  thumb: {inf['thumb'] or 'none'} ({inf['thumb_from']})  (--thumb)")
+        print(f"  approach axis {inf['approach_axis']}, up axis {inf['up_axis']} ({inf['axes_from']})  (--approach, --up)")
+        print("  closing: " + ", ".join(f"{j} {'+1' if c['sign'] > 0 else '-1' if c['sign'] < 0 else '0'} ({c['from']})" for j, c in inf["closing"].items()) + "  (--closing JOINT=SIGN)")
+        if inf["couplings_from"]:
+            print(f"  couplings from: {', '.join(inf['couplings_from'])}")
+        print(f"  synthesis geometry: {inf['link_geometry']}  (--geometry)")
     for wmsg in s["warnings"]:
         print(f"warning: {wmsg}")
 
@@ -147,13 +176,26 @@ def _link_counts(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _closing_signs(items: list[str]) -> dict[str, int]:
+    """``JOINT=+1`` / ``JOINT=-1`` / ``JOINT=0`` -> {joint: sign}."""
+    out = {}
+    for it in items:
+        joint, sep, v = it.rpartition("=")
+        if not sep or not joint or v.strip() not in ("+1", "1", "-1", "0"):
+            raise ConfigError(f"--closing {it!r}: expected JOINT=+1, JOINT=-1 or JOINT=0")
+        out[joint] = int(v)
+    return out
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from ..hands import import_hand
 
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
     opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
-                        use_known_facts=not args.no_known_facts)
+                        use_known_facts=not args.no_known_facts, root_link=args.root_link, palm_link=args.palm_link,
+                        thumb_link=args.thumb, closing=_closing_signs(args.closing), approach=args.approach, up=args.up,
+                        link_geometry=args.geometry, angle=args.angle)
     desc, folder = import_hand(args.model, args.name, out=args.out, options=opts, force=args.force)
     s = summary(desc) | {"folder": str(folder)}
     if args.json:

@@ -35,11 +35,14 @@ FORMAT_VERSION = 1
 GRASP_TYPES = ("full", "precision", "pinch", "fingertip")
 
 
-_THUMB = re.compile(r"thumb|(^|[_/])th(?=[a-z0-9_]|$)", re.IGNORECASE)
+# "th" at the start of a name or after a prefix separator ("rh_", "robot0:", "right/"), followed by
+# a part name: thdistal, th_link, TH2. "thumb" anywhere.
+_THUMB = re.compile(r"thumb|(^|[_/:.\-])th(?=[a-z0-9_]|$)", re.IGNORECASE)
 
 
 def is_thumb_link(name: str) -> bool:
-    """True for link names of a thumb in the usual conventions (``thumb_link_2``, ``rh_thdistal``, ``thbase``)."""
+    """True for link names of a thumb in the usual conventions (``thumb_link_2``, ``rh_thdistal``,
+    ``robot0:thdistal``, ``thbase``)."""
     return bool(_THUMB.search(name))
 
 
@@ -69,6 +72,21 @@ class BuildOptions:
     link_candidates: dict = field(default_factory=dict)
     # use the recorded facts of known hands (hands/known.py: open pose, axes, couplings)
     use_known_facts: bool = True
+    # overrides of what the build would infer (CLI: hands import --root-link, --palm-link, --thumb,
+    # --closing JOINT=+1|-1|0, --approach x|-z|ax,ay,az, --up, --geometry, --angle)
+    root_link: str | None = None  # the hand starts here; links above it are cut off
+    palm_link: str | None = None  # geometry above it is not the hand's
+    # keep the geometry of links above the palm (forearm, mount) as collision geometry: the
+    # built-ins reproduce the reference layout, which keeps them (tools/build_builtin_hands.py)
+    keep_above_palm: bool = False
+    thumb_link: str | None = None
+    closing: dict = field(default_factory=dict)  # {joint: +1 | -1 | 0}
+    approach: str | None = None
+    up: str | None = None
+    # "mesh": distance grids of the exact link meshes; "hull": of each link's convex hull, which is
+    # what evaluate simulates for an imported hand (one hull per link)
+    link_geometry: str = "mesh"
+    angle: str | None = None  # MJCF angle unit override: "degree" | "radian" (None: the file's)
 
 
 @dataclass
@@ -316,69 +334,170 @@ def _file_sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_hand_description(
-    parsed: ParsedHand,
-    hand_dir: Path | None = None,
-    name: str | None = None,
-    options: BuildOptions | None = None,
-) -> HandDescription:
-    """Build a description from a parsed URDF/MJCF and, when present in ``hand_dir``, the reference
-    JSON files (``contact_points.json``, ``penetration_points.json``, ``eigengrasps.json``).
+@dataclass
+class HandStructure:
+    """What the structure stage inferred (or was told by flags): per actuated joint its closing sign
+    and where that came from, the open pose, palm, fingers (thumb marked), links above the palm."""
 
-    Deterministic: the same inputs and options give the same arrays.
-    """
-    opt = options or BuildOptions()
-    hand_dir = Path(hand_dir) if hand_dir is not None else parsed.source.parent
-    warnings = list(parsed.warnings)
-    known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
+    has_geometry: np.ndarray  # (L,) bool, after links above the palm are dropped
+    centres: np.ndarray  # (L, 3) link-frame centres of the link geometry's bounding boxes, m
+    closing: np.ndarray  # (D,) +1 / -1 / 0
+    closing_source: list[str]  # (D,) "range", "servo ctrlrange", "--closing", "finger geometry", "-"
+    canonical: np.ndarray  # (D,) open pose, rad / m
+    palm: int
+    fingers: list[structure.Finger]
+    above_palm: list[str]  # links whose geometry was dropped (forearm, wrist mount)
+
+
+AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+def parse_axis(text: str) -> np.ndarray:
+    """``x``, ``-y``, ``+z`` or ``ax,ay,az`` -> a unit (3,) vector; :class:`HandLoadError` otherwise."""
+    t = str(text).strip().lower()
+    sign = -1.0 if t.startswith("-") else 1.0
+    if t.lstrip("+-") in AXES:
+        return sign * np.array(AXES[t.lstrip("+-")])
+    try:
+        v = np.array([float(x) for x in t.split(",")])
+    except ValueError:
+        v = np.zeros(0)
+    if v.shape != (3,) or not np.all(np.isfinite(v)) or np.linalg.norm(v) < 1e-9:
+        raise HandLoadError(f"axis {text!r}: use x, y, z, -x, -y, -z or three numbers 'ax,ay,az'")
+    return v / np.linalg.norm(v)
+
+
+def stage_couplings(parsed: ParsedHand, known: dict, opt: BuildOptions) -> KinematicTree:
+    """Stage 2: the recorded couplings of known hands (the file's own are applied by its parser),
+    then ``opt.root_link``: the hand starts there, links above it (an arm, a mount) are cut off."""
     tree = _apply_couplings(parsed.tree, known.get("couplings", {}), parsed.source)
-    L = tree.num_links
-    names = tree.link_names
-    sources = [parsed.source]
+    if opt.root_link:
+        if opt.root_link not in tree.link_names:
+            raise HandLoadError(f"{parsed.source}: --root-link {opt.root_link!r}: no such link (links: {', '.join(tree.link_names)})")
+        tree = subtree(tree, tree.link_names.index(opt.root_link))
+    return tree
 
-    # -- collision geometry per link: collision elements, else visual ones -----------------
+
+def subtree(tree: KinematicTree, root: int) -> KinematicTree:
+    """The tree below link ``root``, which becomes the fixed root (at the identity); joints that only
+    links outside it use are dropped from the actuated set."""
+    keep = [l for l in range(tree.num_links) if root in tree.ancestors(l) + [0]]
+    new = {l: i for i, l in enumerate(keep)}
+    used = sorted({int(tree.q_index[l]) for l in keep[1:] if tree.q_index[l] >= 0})
+    qmap = {j: i for i, j in enumerate(used)}
+    qi = np.array([qmap[int(tree.q_index[l])] if tree.q_index[l] >= 0 and l != root else -1 for l in keep])
+    origin = tree.origin[keep].copy()
+    origin[0] = np.eye(4)
+    post = tree.post[keep].copy()
+    return KinematicTree(
+        link_names=[tree.link_names[l] for l in keep], parent=[new.get(int(tree.parent[l]), -1) if l != root else -1 for l in keep],
+        joint_names=["" if l == root else tree.joint_names[l] for l in keep],
+        joint_type=[0 if l == root else int(tree.joint_type[l]) for l in keep], origin=origin, post=post,
+        axis=np.where(np.arange(len(keep))[:, None] == 0, 0.0, tree.axis[keep]), q_index=qi,
+        multiplier=np.where(qi >= 0, tree.multiplier[keep], 0.0), offset=np.where(qi >= 0, tree.offset[keep], 0.0),
+        actuated_joints=[tree.actuated_joints[j] for j in used], lower=tree.lower[used], upper=tree.upper[used],
+    )
+
+
+def stage_link_meshes(parsed: ParsedHand, tree: KinematicTree, opt: BuildOptions, warnings: list[str]):
+    """Stage 3a: each link's collision elements (else its visual ones) and their union as one mesh
+    (link frame, m); with ``opt.link_geometry == "hull"`` the union's convex hull - what an imported
+    hand is simulated with (evaluate collides the hull of each link)."""
     link_elements: dict[str, list[GeometryElement]] = {}
-    for n in names:
+    meshes: dict[str, trimesh.Trimesh] = {}
+    if opt.link_geometry not in ("mesh", "hull"):
+        raise HandLoadError(f"link geometry {opt.link_geometry!r}: use 'mesh' or 'hull'")
+    for n in tree.link_names:
         els = parsed.collisions.get(n) or parsed.visuals.get(n) or []
         if not parsed.collisions.get(n) and parsed.visuals.get(n):
             warnings.append(f"link {n!r} has no collision geometry; using its visual geometry")
         link_elements[n] = els
-    grids: list[LinkGrid] = []
-    grid_of_key: dict[str, int] = {}
-    link_grid = np.full(L, -1, np.int64)
-    meshes: dict[str, trimesh.Trimesh] = {}
-    for l, n in enumerate(names):
-        if not link_elements[n]:
-            continue
-        parts = _link_parts(link_elements[n])
-        meshes[n] = trimesh.util.concatenate([trimesh.Trimesh(v, f, process=False) for v, f in parts])
-        key = _geom_key(parts)
-        if key not in grid_of_key:
-            grid_of_key[key] = len(grids)
-            grids.append(build_link_grid(parts, opt.grid_spacing, opt.grid_margin, opt.grid_max_nodes))
-        link_grid[l] = grid_of_key[key]
-    if not grids:
-        raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
-    for n in opt.link_candidates:
-        if n not in names:
-            raise HandLoadError(f"{parsed.source}: link_candidates names link {n!r}, which this hand does not have")
+        if els:
+            m = trimesh.util.concatenate([trimesh.Trimesh(v, f, process=False) for v, f in _link_parts(els)])
+            meshes[n] = m.convex_hull if opt.link_geometry == "hull" and len(m.vertices) >= 4 else m
+    return link_elements, meshes
 
-    # -- structure the files may not state: closing directions, palm, fingers, open pose -------
-    has_geometry = np.array([n in meshes for n in names])
+
+def _closing(tree: KinematicTree, parsed: ParsedHand, centres: np.ndarray, has: np.ndarray, opt: BuildOptions):
+    """Closing sign per joint and its source: ``--closing`` beats the joint range, which beats the
+    servo ctrlrange (for symmetric ranges)."""
+    cmd = np.full((tree.dof, 2), np.nan)
+    for j, name in enumerate(tree.actuated_joints):
+        if name in parsed.command_ranges:
+            cmd[j] = parsed.command_ranges[name]
+    closing = structure.closing_directions(tree, centres, has)
+    source = ["range" if c else "-" for c in closing]
+    hinted = structure.closing_directions(tree, centres, has, command_ranges=cmd)
+    for j in np.flatnonzero((closing == 0) & (hinted != 0)):
+        closing[j], source[j] = hinted[j], "servo ctrlrange"
+    for name, sign in opt.closing.items():
+        if name not in tree.actuated_joints:
+            raise HandLoadError(f"{parsed.source}: --closing names {name!r}, which is not an actuated joint "
+                                f"(actuated: {', '.join(tree.actuated_joints)})")
+        if sign not in (-1, 0, 1):
+            raise HandLoadError(f"--closing {name}={sign}: use +1, -1 or 0")
+        j = tree.actuated_joints.index(name)
+        closing[j], source[j] = float(sign), "--closing"
+    return closing, source
+
+
+def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known: dict, opt: BuildOptions,
+                    warnings: list[str]) -> HandStructure:
+    """Stage 3: closing directions, open pose, palm, fingers and thumb; geometry above the palm
+    (forearm, wrist mount, flange) is dropped from ``meshes`` - it is not the hand's to grasp with."""
+    names = tree.link_names
+    has = np.array([n in meshes for n in names])
     centres = np.array([meshes[n].bounds.mean(0) if n in meshes else np.zeros(3) for n in names])
-    closing = structure.closing_directions(tree, centres, has_geometry)
-    D = tree.dof
+    if opt.palm_link is not None and opt.palm_link not in names:
+        raise HandLoadError(f"{parsed.source}: --palm-link {opt.palm_link!r}: no such link (links: {', '.join(names)})")
+    palm = names.index(opt.palm_link) if opt.palm_link else structure.palm_link(tree, has)
+    # ancestors() stops short of the root link 0
+    above = [] if opt.keep_above_palm else [l for l in range(tree.num_links) if has[l] and palm not in tree.ancestors(l) + [0]]
+    for l in above:
+        meshes.pop(names[l])
+    has = np.array([n in meshes for n in names])
+    closing, source = _closing(tree, parsed, centres, has, opt)
     canonical = structure.open_pose(tree, closing)
-    if "canonical_list" in known and len(known["canonical_list"]) == D:
+    if "canonical_list" in known and len(known["canonical_list"]) == tree.dof:
         canonical = np.asarray(known["canonical_list"], float)
     for j, v in known.get("canonical", {}).items():
         if j in tree.actuated_joints:
             canonical[tree.actuated_joints.index(j)] = v
     canonical = np.clip(canonical, tree.lower, tree.upper)
-    palm = structure.palm_link(tree, has_geometry)
-    fingers = structure.find_fingers(tree, has_geometry, canonical, centres, closing, np.array([is_thumb_link(n) for n in names]))
+    if opt.thumb_link is not None:
+        if opt.thumb_link not in names:
+            raise HandLoadError(f"{parsed.source}: --thumb {opt.thumb_link!r}: no such link")
+        thumb_names = np.array([n == opt.thumb_link for n in names])
+    else:
+        thumb_names = np.array([is_thumb_link(n) for n in names])
+    fingers = structure.find_fingers(tree, has, canonical, centres, closing, thumb_names, palm=palm)
+    if opt.thumb_link is not None and not any(f.thumb for f in fingers):
+        raise HandLoadError(f"{parsed.source}: --thumb {opt.thumb_link!r} is on no finger (fingers end at "
+                            f"{', '.join(names[f.tip] for f in fingers)})")
+    # a finger none of whose joints closes cannot grasp: the one guess we must not make silently
+    for f in fingers:
+        chain = [l for l in tree.ancestors(f.tip) if l not in tree.ancestors(palm)]
+        joints = sorted({int(tree.q_index[l]) for l in chain if tree.q_index[l] >= 0})
+        if joints and not any(closing[j] for j in joints):
+            js = [tree.actuated_joints[j] for j in joints]
+            warnings.append(f"finger ending at {names[f.tip]!r}: none of its joints ({', '.join(js)}) has a closing direction "
+                            f"(ranges symmetric about 0, no servo ctrlrange): it gets no palmar candidates; pass "
+                            f"--closing {js[0]}=+1 or -1")
+    if len(fingers) >= 3 and not any(f.thumb for f in fingers):
+        warnings.append(f"no thumb found among the fingers ending at {', '.join(names[f.tip] for f in fingers)}: "
+                        "no pinch grasp type; pass --thumb LINK")
+    return HandStructure(has, centres, closing, source, canonical, palm, fingers, [names[l] for l in above])
 
-    # -- grasp types (eigengrasps.json) decide how many candidates each link needs ------------
+
+def stage_candidates(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, meshes: dict, link_elements: dict,
+                     hand_dir: Path, opt: BuildOptions, warnings: list[str], sources: list):
+    """Stage 4: contact candidates (link frame points, outward normals, link, rank) - from
+    ``contact_points.json`` when present, else on each link's palmar side; buried ones dropped.
+    Also returns the raw grasp types of ``eigengrasps.json`` ({} when absent)."""
+    names = tree.link_names
+    for n in opt.link_candidates:
+        if n not in names:
+            raise HandLoadError(f"{parsed.source}: link_candidates names link {n!r}, which this hand does not have")
     eg_path = hand_dir / "eigengrasps.json"
     cp_path = hand_dir / "contact_points.json"
     specs = read_contact_points(cp_path, hand_dir) if cp_path.is_file() else None
@@ -387,10 +506,7 @@ def build_hand_description(
     types_raw = read_eigengrasps(eg_path) if eg_path.is_file() else {}
     if eg_path.is_file():
         sources.append(eg_path)
-
-    # -- contact candidates ---------------------------------------------------------------------
     cpts, cnrm, clink, crank = [], [], [], []
-    rng_seed = opt.seed
     for l, n in enumerate(names):
         if n not in meshes:
             if specs and specs.get(n) and (specs[n].meshes or specs[n].points):
@@ -413,7 +529,7 @@ def build_hand_description(
                 if not isinstance(cm, trimesh.Trimesh) or len(cm.faces) == 0:
                     raise HandLoadError(f"{cp_path}: link {n!r}: contact mesh {mpath} has no triangles")
                 k = max(count, want)
-                dense, _ = sample_surface(cm.vertices * S, cm.faces, opt.dense_samples, seed=rng_seed)
+                dense, _ = sample_surface(cm.vertices * S, cm.faces, opt.dense_samples, seed=opt.seed)
                 sel = farthest_point_sampling(dense, min(k, len(dense)))
                 pts.append(trimesh.transform_points(dense[sel], T))
                 sources.append(mpath)
@@ -424,8 +540,8 @@ def build_hand_description(
             k = int(opt.link_candidates.get(n, max(want, opt.default_candidates_per_link)))
             if k <= 0:
                 continue
-            dense, dn = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=rng_seed)
-            palmar = structure.palmar_mask(tree, canonical, closing, np.full(len(dense), l), dense, dn, palm, fingers, centres)
+            dense, dn = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=opt.seed)
+            palmar = structure.palmar_mask(tree, st.canonical, st.closing, np.full(len(dense), l), dense, dn, st.palm, st.fingers, st.centres)
             if n in opt.link_candidates and not palmar.any():
                 palmar[:] = True  # asked for by name: the whole surface
             if palmar.sum() < k:
@@ -441,55 +557,45 @@ def build_hand_description(
         crank.append(np.arange(len(P)))
     if not cpts:
         raise HandLoadError(f"{parsed.source}: no contact candidates (no link with both geometry and contact points)")
-    contact_points = np.concatenate(cpts)
-    contact_normals = np.concatenate(cnrm)
-    contact_links = np.concatenate(clink)
-    contact_rank = np.concatenate(crank)
+    P, N, CL, R = np.concatenate(cpts), np.concatenate(cnrm), np.concatenate(clink), np.concatenate(crank)
     if specs is None:
-        buried = _buried_candidates(tree, canonical, meshes, contact_points, contact_links)
+        buried = _buried_candidates(tree, st.canonical, meshes, P, CL)
         if buried.any():
-            where = ", ".join(f"{names[l]} {int((buried & (contact_links == l)).sum())}" for l in np.unique(contact_links[buried]))
+            where = ", ".join(f"{names[l]} {int((buried & (CL == l)).sum())}" for l in np.unique(CL[buried]))
             warnings.append(f"{int(buried.sum())} contact candidates lie inside another link in the open pose (unreachable) "
                             f"and were dropped: {where}")
         keep = ~buried
-        contact_points, contact_normals, contact_links = contact_points[keep], contact_normals[keep], contact_links[keep]
-        contact_rank = np.concatenate([np.arange(int((contact_links == l).sum())) for l in np.unique(contact_links)]) if keep.any() else contact_rank[keep]
         if not keep.any():
             raise HandLoadError(f"{parsed.source}: every contact candidate is inside another link")
-    per_link = {names[l]: int((contact_links == l).sum()) for l in np.unique(contact_links)}
+        P, N, CL = P[keep], N[keep], CL[keep]
+        R = np.concatenate([np.arange(int((CL == l).sum())) for l in np.unique(CL)])
+    return P, N, CL, R, types_raw
 
-    # -- grasp types -------------------------------------------------------------------------------
-    grasp_types: dict[str, GraspType] = {}
-    if not types_raw:
-        lid = {n: i for i, n in enumerate(names)}
-        proposed = structure.propose_grasp_types(tree, fingers, palm, {lid[n] for n in per_link}, canonical, closing, centres)
-        types_raw = {t: {names[l]: per_link[names[l]] for l in links} for t, links in proposed.items()}
-    for tname, links in types_raw.items():
-        known_links = {k: min(v, per_link[k]) for k, v in links.items() if k in per_link}
-        for k in links:
-            if k not in per_link:
-                warnings.append(f"grasp type {tname!r}: link {k!r} has no contact candidates; ignored")
-        if not known_links:
-            warnings.append(f"grasp type {tname!r} has no usable links; dropped")
+
+def stage_geometry(parsed: ParsedHand, tree: KinematicTree, meshes: dict, link_elements: dict, hand_dir: Path,
+                   opt: BuildOptions, warnings: list[str], sources: list):
+    """Stage 5: per-link distance grids (shared between identical links), self-collision surface
+    samples, and the reference self-collision spheres of ``penetration_points.json``."""
+    names = tree.link_names
+    grids: list[LinkGrid] = []
+    grid_of_key: dict[str, int] = {}
+    link_grid = np.full(tree.num_links, -1, np.int64)
+    for l, n in enumerate(names):
+        if n not in meshes:
             continue
-        grasp_types[tname] = GraspType(tname, known_links, _curl_joints(tree, known_links))
-    if "full" not in grasp_types:
-        grasp_types["full"] = GraspType("full", dict(per_link), [])
-    if "fingertip" not in grasp_types:
-        # the outermost contact link of every finger: no other contact link below it
-        idx = {n: i for i, n in enumerate(names)}
-        below = {a for link in per_link for a in tree.ancestors(idx[link])[1:]}
-        tips = {k: v for k, v in per_link.items() if idx[k] not in below}
-        if tips and all(tips != g.links for g in grasp_types.values()):
-            grasp_types["fingertip"] = GraspType("fingertip", tips, _curl_joints(tree, tips))
-
-    # -- self-collision samples and reference spheres ------------------------------------------
+        parts = [(np.asarray(meshes[n].vertices), np.asarray(meshes[n].faces))] if opt.link_geometry == "hull" else _link_parts(link_elements[n])
+        key = _geom_key(parts)
+        if key not in grid_of_key:
+            grid_of_key[key] = len(grids)
+            grids.append(build_link_grid(parts, opt.grid_spacing, opt.grid_margin, opt.grid_max_nodes))
+        link_grid[l] = grid_of_key[key]
+    if not grids:
+        raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
     spts, snrm, slink = [], [], []
     for l, n in enumerate(names):
         if n not in meshes:
             continue
-        m = meshes[n]
-        dense, dn = sample_surface(m.vertices, m.faces, opt.dense_samples, seed=rng_seed)
+        dense, dn = sample_surface(meshes[n].vertices, meshes[n].faces, opt.dense_samples, seed=opt.seed)
         sel = farthest_point_sampling(dense, min(opt.surface_points_per_link, len(dense)))
         spts.append(dense[sel])
         snrm.append(dn[sel])
@@ -510,28 +616,147 @@ def build_hand_description(
             lks.append(np.full(len(sph), names.index(link)))
         if rows:
             spheres, sphere_links = np.concatenate(rows), np.concatenate(lks)
+    surface = (np.concatenate(spts), np.concatenate(snrm), np.concatenate(slink))
+    return grids, link_grid, surface, spheres, sphere_links
 
-    # -- hand frame -------------------------------------------------------------------------------
-    if "approach_axis" in known:
-        approach = np.asarray(known["approach_axis"], float)
-        up = np.asarray(known["up_axis"], float)
+
+def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str, int], types_raw: dict,
+                      warnings: list[str]) -> dict[str, GraspType]:
+    """Stage 6: grasp types from ``eigengrasps.json``, else proposed from the finger structure;
+    ``full`` (every contact link) and ``fingertip`` (outermost contact link per finger) always exist."""
+    names = tree.link_names
+    grasp_types: dict[str, GraspType] = {}
+    if not types_raw:
+        lid = {n: i for i, n in enumerate(names)}
+        proposed = structure.propose_grasp_types(tree, st.fingers, st.palm, {lid[n] for n in per_link}, st.canonical, st.closing, st.centres)
+        types_raw = {t: {names[l]: per_link[names[l]] for l in links} for t, links in proposed.items()}
+    for tname, links in types_raw.items():
+        known_links = {k: min(v, per_link[k]) for k, v in links.items() if k in per_link}
+        for k in links:
+            if k not in per_link:
+                warnings.append(f"grasp type {tname!r}: link {k!r} has no contact candidates; ignored")
+        if not known_links:
+            warnings.append(f"grasp type {tname!r} has no usable links; dropped")
+            continue
+        grasp_types[tname] = GraspType(tname, known_links, _curl_joints(tree, known_links))
+    if "full" not in grasp_types:
+        grasp_types["full"] = GraspType("full", dict(per_link), [])
+    if "fingertip" not in grasp_types:
+        # the outermost contact link of every finger: no other contact link below it
+        idx = {n: i for i, n in enumerate(names)}
+        below = {a for link in per_link for a in tree.ancestors(idx[link])[1:]}
+        tips = {k: v for k, v in per_link.items() if idx[k] not in below}
+        if tips and all(tips != g.links for g in grasp_types.values()):
+            grasp_types["fingertip"] = GraspType("fingertip", tips, _curl_joints(tree, tips))
+    return grasp_types
+
+
+def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, known: dict, opt: BuildOptions,
+                contact_normals: np.ndarray, contact_links: np.ndarray, warnings: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
+    """The hand frame: approach and up axes (root frame, unit) and where they came from.
+
+    The hand must approach palm first (hands: the candidates face along the approach axis) or
+    fingertips first (grippers, whose pads face each other). An inferred approach axis that points
+    away from the fingers is flipped (warned); one given by ``--approach`` or recorded for a known
+    hand is kept, with a warning.
+    """
+    if opt.approach is not None:
+        approach, how = parse_axis(opt.approach), "--approach"
+        up = parse_axis(opt.up) if opt.up is not None else np.asarray(known.get("up_axis", [0.0, 0.0, 0.0]), float)
+        if np.linalg.norm(up - approach * (up @ approach)) < 1e-6:
+            up = np.cross(approach, [1.0, 0, 0] if abs(approach[0]) < 0.9 else [0, 1.0, 0])
+    elif "approach_axis" in known:
+        approach, up, how = np.asarray(known["approach_axis"], float), np.asarray(known["up_axis"], float), "recorded (hands/known.py)"
     else:
-        approach, up = structure.hand_axes(tree, canonical, centres, palm, fingers, closing)
+        approach, up = structure.hand_axes(tree, st.canonical, st.centres, st.palm, st.fingers, st.closing)
+        how = "inferred"
+    if opt.up is not None:
+        up = parse_axis(opt.up)
     approach = approach / np.linalg.norm(approach)
     up = up - approach * (up @ approach)
     if np.linalg.norm(up) < 1e-6:
         raise HandLoadError(f"{parsed.source}: up axis is parallel to the approach axis")
     up = up / np.linalg.norm(up)
-    # the hand must approach palm first (hands: the candidates face along the approach axis) or
-    # fingertips first (grippers, whose pads face each other)
-    Tc = tree.forward_numpy(canonical)
+    Tc = tree.forward_numpy(st.canonical)
     facing = float(np.einsum("cij,cj->ci", Tc[contact_links, :3, :3], contact_normals).mean(0) @ approach)
-    tips = structure.leaf_links(tree, has_geometry)
-    reach = float((structure.to_root(Tc, tips, centres[tips]).mean(0) - structure.to_root(Tc, palm, centres[palm])) @ approach) if tips else 0.0
+    tips = structure.leaf_links(tree, st.has_geometry)
+    reach = float((structure.to_root(Tc, tips, st.centres[tips]).mean(0) - structure.to_root(Tc, st.palm, st.centres[st.palm])) @ approach) if tips else 0.0
     if facing < -0.2 or (facing <= 0 and reach < 0):
-        warnings.append(f"the approach axis {np.round(approach, 3).tolist()} points away from the palm: the contact candidates "
-                        f"face against it (mean normal . approach = {facing:.2f}) and the fingertips lie behind the palm "
-                        f"along it ({reach * 1000:.0f} mm)")
+        why = (f"the contact candidates face against it (mean normal . approach = {facing:.2f}) and the fingertips lie "
+               f"{reach * 1000:.0f} mm along it from the palm")
+        if how != "inferred":  # the user's or the reference's word: kept, but said
+            warnings.append(f"the approach axis {np.round(approach, 3).tolist()} ({how}) points away from the palm: {why}; kept")
+        else:
+            warnings.append(f"the {how} approach axis {np.round(approach, 3).tolist()} pointed away from the fingers ({why}); "
+                            f"flipped to {np.round(-approach, 3).tolist()}; pass --approach to choose another")
+            approach, how = -approach, how + ", flipped"
+    return approach, up, how
+
+
+def _axis_name(v: np.ndarray) -> str:
+    """``+z`` for an axis within 1 deg of a frame axis, else the rounded vector."""
+    k = int(np.argmax(np.abs(v)))
+    if abs(v[k]) > 0.9998:
+        return ("+" if v[k] > 0 else "-") + "xyz"[k]
+    return ",".join(f"{x:.3f}" for x in v)
+
+
+def inference_report(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, approach: np.ndarray, up: np.ndarray,
+                     axes_from: str, opt: BuildOptions) -> dict:
+    """JSON-friendly record of every guess the build made and what settles it (printed by ``hands import``)."""
+    names = tree.link_names
+    couplings = [{"joint": tree.joint_names[l], "follows": tree.actuated_joints[tree.q_index[l]],
+                  "multiplier": float(tree.multiplier[l]), "offset": float(tree.offset[l])}
+                 for l in range(tree.num_links) if tree.q_index[l] >= 0 and tree.joint_names[l] not in tree.actuated_joints]
+    thumbs = [names[f.tip] for f in st.fingers if f.thumb]
+    return {
+        "angle_unit": parsed.notes.get("angle", "radian (URDF)" if parsed.source.suffix.lower() == ".urdf" else "radian"),
+        "root_link": names[0] + (" (--root-link)" if opt.root_link else ""),
+        "palm": names[st.palm] + (" (--palm-link)" if opt.palm_link else " (inferred: deepest link above every fingertip)"),
+        "above_palm_dropped": list(st.above_palm),
+        "fingers": [[names[l] for l in f.links] for f in st.fingers],
+        "thumb": (thumbs[0] if thumbs else None),
+        "thumb_from": "--thumb" if opt.thumb_link else ("name or geometry" if thumbs else "none found"),
+        "approach_axis": _axis_name(approach),
+        "up_axis": _axis_name(up),
+        "axes_from": axes_from,
+        "closing": {j: {"sign": int(st.closing[i]), "from": st.closing_source[i]} for i, j in enumerate(tree.actuated_joints)},
+        "couplings": couplings,
+        "couplings_from": list(parsed.notes.get("couplings_from", [])),
+        "link_geometry": opt.link_geometry,
+    }
+
+
+def build_hand_description(
+    parsed: ParsedHand,
+    hand_dir: Path | None = None,
+    name: str | None = None,
+    options: BuildOptions | None = None,
+) -> HandDescription:
+    """Build a description from a parsed URDF/MJCF and, when present in ``hand_dir``, the reference
+    JSON files (``contact_points.json``, ``penetration_points.json``, ``eigengrasps.json``).
+
+    Stages, each a function: parse (the caller: :func:`~graspforge.hands.urdf.parse_urdf` /
+    :func:`~graspforge.hands.mjcf.parse_mjcf`) -> :func:`stage_couplings` -> :func:`stage_link_meshes` +
+    :func:`stage_structure` -> :func:`stage_candidates` -> :func:`stage_geometry` -> :func:`stage_grasp_types`
+    -> :func:`stage_frame`. What was inferred is in ``provenance["inferred"]`` (:func:`inference_report`).
+    Deterministic: the same inputs and options give the same arrays.
+    """
+    opt = options or BuildOptions()
+    hand_dir = Path(hand_dir) if hand_dir is not None else parsed.source.parent
+    warnings = list(parsed.warnings)
+    known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
+    sources = [parsed.source]
+    tree = stage_couplings(parsed, known, opt)
+    link_elements, meshes = stage_link_meshes(parsed, tree, opt, warnings)
+    if not meshes:
+        raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
+    st = stage_structure(parsed, tree, meshes, known, opt, warnings)
+    P, N, CL, R, types_raw = stage_candidates(parsed, tree, st, meshes, link_elements, hand_dir, opt, warnings, sources)
+    grids, link_grid, (spts, snrm, slink), spheres, sphere_links = stage_geometry(parsed, tree, meshes, link_elements, hand_dir, opt, warnings, sources)
+    per_link = {tree.link_names[l]: int((CL == l).sum()) for l in np.unique(CL)}
+    grasp_types = stage_grasp_types(tree, st, per_link, types_raw, warnings)
+    approach, up, axes_from = stage_frame(parsed, tree, st, known, opt, N, CL, warnings)
 
     uniq = sorted({str(p) for p in sources})
     provenance = {
@@ -539,28 +764,13 @@ def build_hand_description(
         "source": str(parsed.source.name),
         "source_files_sha256": {_rel(Path(p), hand_dir): _file_sha(Path(p)) for p in uniq},
         "options": vars(opt),
+        "inferred": inference_report(parsed, tree, st, approach, up, axes_from, opt),
     }
     desc = HandDescription(
-        name=name or hand_dir.name or parsed.name,
-        tree=tree,
-        contact_points=contact_points,
-        contact_normals=contact_normals,
-        contact_links=contact_links,
-        contact_rank=contact_rank,
-        link_grid=link_grid,
-        grids=grids,
-        surface_points=np.concatenate(spts),
-        surface_normals=np.concatenate(snrm),
-        surface_links=np.concatenate(slink),
-        spheres=spheres,
-        sphere_links=sphere_links,
-        grasp_types=grasp_types,
-        canonical_q=canonical,
-        approach_axis=approach,
-        up_axis=up,
-        provenance=provenance,
-        source=parsed.source,
-        warnings=warnings,
+        name=name or hand_dir.name or parsed.name, tree=tree, contact_points=P, contact_normals=N, contact_links=CL,
+        contact_rank=R, link_grid=link_grid, grids=grids, surface_points=spts, surface_normals=snrm, surface_links=slink,
+        spheres=spheres, sphere_links=sphere_links, grasp_types=grasp_types, canonical_q=st.canonical, approach_axis=approach,
+        up_axis=up, provenance=provenance, source=parsed.source, warnings=warnings,
     )
     desc.validate()
     return desc

@@ -71,23 +71,26 @@ def import_hand(model: str | Path, name: str, out: str | Path | None = None, opt
         model_file, hand_dir = models[0], path
     else:
         model_file, hand_dir = path, path.parent
-    desc = build_hand_description(_parse(model_file), hand_dir=hand_dir, name=name, options=options)
+    desc = build_hand_description(_parse(model_file, (options or BuildOptions()).angle), hand_dir=hand_dir, name=name, options=options)
     desc.source = None
     desc.provenance["origin"] = f"imported by 'graspforge hands import' from {model_file.name}"
     desc.save(folder)
     return desc, folder
 
 
-def _parse(path: Path):
+def _parse(path: Path, angle: str | None = None):
+    """Parse a URDF or MJCF; ``angle`` ("degree" / "radian") overrides an MJCF's angle unit."""
     suffix = path.suffix.lower()
     if suffix == ".urdf":
         from .urdf import parse_urdf
 
+        if angle == "degree":
+            raise HandLoadError(f"{path}: a URDF's angles are radians; --angle degree applies to MJCF files only")
         return parse_urdf(path)
     if suffix == ".xml" or suffix == ".mjcf":
         from .mjcf import parse_mjcf
 
-        return parse_mjcf(path)
+        return parse_mjcf(path, angle=angle)
     raise HandLoadError(f"{path}: not a URDF (.urdf) or MJCF (.xml) file")
 
 
@@ -110,7 +113,7 @@ def _source_key(model: Path, hand_dir: Path, parsed, name: str, options: BuildOp
 
 def _build_cached(model: Path, hand_dir: Path, name: str, options: BuildOptions | None, use_cache: bool) -> HandDescription:
     options = options or BuildOptions()
-    parsed = _parse(model)
+    parsed = _parse(model, options.angle)
     folder = cache_dir() / "hands" / _source_key(model, hand_dir, parsed, name, options)
     if use_cache and (folder / "hand.json").is_file():
         try:

@@ -31,6 +31,9 @@ FLEXION_RANGE_RATIO = 1.5
 OPEN_CURL = 0.15
 #: A surface point is palmar when its outward normal is within ~66 deg of its closing velocity.
 PALMAR_COS = 0.4
+#: A thumb whose closing motion (across the fingers) is within ~30 deg of straight against the other
+#: fingers' fold opposes them like a gripper's: the hand approaches fingertips first.
+OPPOSED_COS = -0.85
 #: Step (rad or m) of the finite differences that give closing velocities.
 STEP = 1e-4
 
@@ -47,9 +50,14 @@ class Finger:
         return self.links[-1]
 
 
-def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: np.ndarray) -> np.ndarray:
+def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: np.ndarray,
+                       command_ranges: np.ndarray | None = None) -> np.ndarray:
     """(D,) +1 / -1 for the sign of motion that closes each actuated joint, 0 for joints that do not
     close (abduction, rotation: ranges about symmetric about 0).
+
+    ``command_ranges`` (D, 2), NaN where unknown: the joint values a position servo commands (rad or
+    m). When given, a revolute joint is judged by that range instead of its own - a gripper knuckle
+    whose range is symmetric but whose servo only goes one way closes that way.
 
     Joints that move the palm (a wrist) do not close. Revolute joints: flexion ranges are lopsided (an Allegro finger bends 1.6 rad in, 0.2 out).
     Prismatic joints: the sign that brings the hand's fingertips (``centres`` (L, 3) of links with
@@ -66,6 +74,8 @@ def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: n
         if arm[j]:
             continue
         if types[j] == "revolute":
+            if command_ranges is not None and np.all(np.isfinite(command_ranges[j])):
+                lo, hi = np.clip(np.sort(command_ranges[j]), tree.lower[j], tree.upper[j])
             up, down = hi - q0[j], q0[j] - lo
             if up > FLEXION_RANGE_RATIO * down:
                 s[j] = 1.0
@@ -161,18 +171,21 @@ def closing_velocity(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, li
 
 
 def find_fingers(tree: KinematicTree, has_geometry: np.ndarray, q: np.ndarray, centres: np.ndarray,
-                 closing: np.ndarray, thumb_names: np.ndarray | None = None) -> list[Finger]:
-    """One :class:`Finger` per tip, proximal links first; the palm is not part of any finger.
+                 closing: np.ndarray, thumb_names: np.ndarray | None = None, palm: int | None = None) -> list[Finger]:
+    """One :class:`Finger` per tip, proximal links first; the palm (``palm``, else :func:`palm_link`)
+    and links above it are not part of any finger.
 
     The thumb: a link named like one (``thumb_names`` (L,) bool) if any, else, on hands with three
     or more fingers, the finger whose tip closes most against the others' closing directions.
     """
-    palm = palm_link(tree, has_geometry)
+    palm = palm_link(tree, has_geometry) if palm is None else palm
+    above = set(tree.ancestors(palm)) | {0}
     fingers = []
     for t in leaf_links(tree, has_geometry):
-        chain = [l for l in reversed(tree.ancestors(t)) if has_geometry[l] and l != palm and _moves(tree, l)]
+        chain = [l for l in reversed(tree.ancestors(t)) if has_geometry[l] and l not in above and _moves(tree, l)]
         if chain:
             fingers.append(Finger(chain))
+    fingers = _merge_linkages(tree, fingers, q, closing, centres)
     if thumb_names is not None and any(thumb_names[l] for f in fingers for l in f.links):
         for f in fingers:
             f.thumb = bool(any(thumb_names[l] for l in f.links))
@@ -187,6 +200,36 @@ def find_fingers(tree: KinematicTree, has_geometry: np.ndarray, q: np.ndarray, c
         if score[k] < 0:
             fingers[k].thumb = True
     return fingers
+
+
+def _driving_joints(tree: KinematicTree, finger: Finger) -> frozenset[int]:
+    return frozenset(int(tree.q_index[a]) for a in tree.ancestors(finger.tip) if tree.q_index[a] >= 0)
+
+
+def _merge_linkages(tree: KinematicTree, fingers: list[Finger], q: np.ndarray, closing: np.ndarray,
+                    centres: np.ndarray) -> list[Finger]:
+    """Drop the extra branches of a linkage finger: chains driven by the same actuated joints whose
+    tips close the same way or barely move (a Robotiq 2F's inner knuckle beside its outer knuckle and
+    pad); the longer, faster chain is the finger. Chains
+    driven by the same joint that close against each other (tips moving apart, a Panda's two mimicking fingers) stay."""
+    if len(fingers) < 2:
+        return fingers
+    tips = np.array([f.tip for f in fingers])
+    v = closing_velocity(tree, q, closing, tips, centres[tips])
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    u = np.divide(v, n, out=np.zeros_like(v), where=n > 1e-9)
+    length = [len(f.links) for f in fingers]  # the longest chain is the finger, the others its linkage
+    keep = list(range(len(fingers)))
+    for i in range(len(fingers)):
+        for k in range(len(fingers)):
+            if i == k or i not in keep or k not in keep:
+                continue
+            same = _driving_joints(tree, fingers[i]) == _driving_joints(tree, fingers[k])
+            # i is k's linkage part: it closes the same way, or barely moves (a knuckle pivoting near its centre)
+            part = u[i] @ u[k] > 0.0 or n[i, 0] < 0.3 * n[k, 0]
+            if same and part and (length[k], n[k, 0]) > (length[i], n[i, 0]):
+                keep.remove(i)
+    return [fingers[i] for i in keep]
 
 
 def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: np.ndarray, points: np.ndarray,
@@ -246,7 +289,15 @@ def hand_axes(tree: KinematicTree, q: np.ndarray, centres: np.ndarray, palm: int
     v = closing_velocity(tree, q, closing, tips, centres[tips])
     v = v - np.outer(v @ fdir, fdir)
     fold = v.sum(0)
-    if np.linalg.norm(fold) > 0.3 * max(np.linalg.norm(v, axis=1).sum(), 1e-12):
+    # a thumb that closes straight against the other fingers' fold (Jaco, Robotiq 3-finger) makes a
+    # gripper: it approaches fingertips first. A hand's thumb closes across the palm instead.
+    opposed = False
+    thumbs = [f for f in fingers if f.thumb]
+    if thumbs and len(use) < len(fingers) and np.linalg.norm(fold) > 1e-9:
+        tv = closing_velocity(tree, q, closing, np.array([thumbs[0].tip]), centres[[thumbs[0].tip]])[0]
+        tv = tv - fdir * (tv @ fdir)
+        opposed = bool(np.linalg.norm(tv) > 1e-9 and (tv @ fold) / (np.linalg.norm(tv) * np.linalg.norm(fold)) < OPPOSED_COS)
+    if not opposed and np.linalg.norm(fold) > 0.3 * max(np.linalg.norm(v, axis=1).sum(), 1e-12):
         a = fold / np.linalg.norm(fold)
         up = np.cross(fdir, a)
     else:

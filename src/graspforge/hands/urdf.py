@@ -26,6 +26,12 @@ class ParsedHand:
     source: Path
     warnings: list[str] = field(default_factory=list)
     mesh_dirs: list[Path] = field(default_factory=list)
+    #: what the parser read how, for the import report (``angle``: the unit hinge values were read in;
+    #: ``couplings_from``: the equalities/tendons that became couplings)
+    notes: dict = field(default_factory=dict)
+    #: {joint name: (lo, hi)} joint values the file's position servos command (rad or m); tells the
+    #: closing direction of a joint whose own range is symmetric
+    command_ranges: dict = field(default_factory=dict)
 
 
 def _origin(o) -> np.ndarray:

@@ -1,0 +1,277 @@
+"""``hands import`` on the cases real hand files present (issue 17), each as a small MJCF written
+here: angles in radians without ``<compiler angle>``, tendon couplings (with joint ``ref``), a prefixed
+thumb (``robot0:th...``), a forearm above the palm, symmetric joint ranges whose servos say which way
+they close. Real MuJoCo parsing throughout; MuJoCo itself is the reference for kinematics."""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+import pytest
+
+from graspforge.cli.main import main
+from graspforge.errors import HandLoadError
+from graspforge.hands import BuildOptions, import_hand, load_hand_description
+from graspforge.hands.description import is_thumb_link, parse_axis
+from graspforge.hands.mjcf import parse_mjcf
+
+
+@pytest.fixture
+def hands_dir(tmp_path, monkeypatch):
+    d = tmp_path / "user_hands"
+    monkeypatch.setenv("GRASPFORGE_HANDS_DIR", str(d))
+    monkeypatch.setenv("GRASPFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    return d
+
+
+def gripper_xml(compiler: str = "", servos: bool = True) -> str:
+    """Two hinged fingers on a base, ranges symmetric (written in radians); servos close them inwards."""
+    act = """<actuator>
+    <position name="l" joint="left_j" kp="10" ctrlrange="0 0.7"/>
+    <position name="r" joint="right_j" kp="10" ctrlrange="-0.7 0"/>
+  </actuator>""" if servos else ""
+    return f"""<mujoco model="hinge_gripper">{compiler}
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.05 0.02 0.01"/>
+      <body name="left" pos="-0.03 0 0.01">
+        <joint name="left_j" type="hinge" axis="0 1 0" range="-0.7 0.7"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+      <body name="right" pos="0.03 0 0.01">
+        <joint name="right_j" type="hinge" axis="0 1 0" range="-0.7 0.7"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+    </body>
+  </worldbody>
+  {act}
+</mujoco>
+"""
+
+
+def finger(prefix: str, name: str, x: float, y: float, sign: float, j0: str = "", ref: float = 0.0) -> str:
+    """A two-link finger at (x, y) on the palm's edge, extending along sign*y, curling towards +z."""
+    ax = f"{sign:g} 0 0"
+    return f"""
+      <body name="{prefix}{name}proximal" pos="{x} {y} 0">
+        <joint name="{prefix}{name.upper()}J2" axis="{ax}" range="0 1.5" ref="{ref}"/>
+        <geom type="capsule" fromto="0 0 0 0 {sign * 0.03:g} 0" size="0.008"/>
+        <body name="{prefix}{name}distal" pos="0 {sign * 0.035:g} 0">
+          <joint name="{prefix}{name.upper()}J1" axis="{ax}" range="0 1.5"/>
+          <geom type="capsule" fromto="0 0 0 0 {sign * 0.025:g} 0" size="0.007"/>
+        </body>
+      </body>"""
+
+
+def hand_xml(prefix: str = "robot0:", forearm: bool = True, tendons: str = "", refs: float = 0.0) -> str:
+    """A three-finger hand (ff, mf, thumb ``th``) on a palm facing +z, optionally on a forearm with a wrist joint."""
+    fingers = finger(prefix, "ff", -0.02, 0.04, 1, ref=refs) + finger(prefix, "mf", 0.02, 0.04, 1, ref=refs) + finger(prefix, "th", 0.0, -0.04, -1, ref=refs)
+    palm = f"""<body name="{prefix}palm" pos="0 0 0.15">
+        {'<joint name="' + prefix + 'WRJ" axis="1 0 0" range="-0.5 0.5"/>' if forearm else ''}
+        <geom type="box" size="0.04 0.04 0.01"/>{fingers}
+      </body>"""
+    body = f"""<body name="{prefix}forearm"><geom type="box" size="0.03 0.03 0.07" pos="0 0 0.05"/>{palm}</body>""" if forearm else palm
+    return f"""<mujoco model="toy_hand"><compiler angle="radian"/>
+  <worldbody>{body}</worldbody>{tendons}
+</mujoco>
+"""
+
+
+def write(tmp_path, name: str, text: str):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+# -- angle units -----------------------------------------------------------------------------------
+
+def test_radians_without_compiler_angle_detected_from_servos(tmp_path):
+    p = parse_mjcf(write(tmp_path, "g.xml", gripper_xml()))
+    np.testing.assert_allclose(p.tree.upper, [0.7, 0.7])  # read as radians, not 0.7 deg
+    assert p.notes["angle"].startswith("radian (detected")
+    assert any("--angle degree" in w for w in p.warnings)
+    assert np.degrees(parse_mjcf(write(tmp_path, "g2.xml", gripper_xml()), angle="degree").tree.upper[0]) == pytest.approx(0.7)
+
+
+def test_implausible_degrees_without_servos_warn_and_flag_fixes(tmp_path):
+    path = write(tmp_path, "g.xml", gripper_xml(servos=False))
+    p = parse_mjcf(path)
+    assert p.tree.upper[0] == pytest.approx(np.radians(0.7))  # MuJoCo's reading, kept...
+    assert any("--angle radian" in w for w in p.warnings)  # ...but said
+    assert parse_mjcf(path, angle="radian").tree.upper[0] == pytest.approx(0.7)
+    with pytest.raises(HandLoadError, match="angle unit"):
+        parse_mjcf(path, angle="grad")
+
+
+def test_explicit_degrees_are_not_second_guessed(tmp_path):
+    xml = gripper_xml(compiler='<compiler angle="degree"/>').replace('range="-0.7 0.7"', 'range="-40 40"')
+    p = parse_mjcf(write(tmp_path, "g.xml", xml))
+    np.testing.assert_allclose(p.tree.upper, np.radians([40, 40]))
+    assert not any("angle" in w for w in p.warnings)
+
+
+# -- closing directions from servos ----------------------------------------------------------------
+
+def test_symmetric_ranges_close_the_way_the_servos_go(tmp_path, hands_dir):
+    d, _ = import_hand(write(tmp_path, "g.xml", gripper_xml()), "g")
+    inf = d.provenance["inferred"]
+    assert inf["closing"] == {"left_j": {"sign": 1, "from": "servo ctrlrange"}, "right_j": {"sign": -1, "from": "servo ctrlrange"}}
+    # closing really brings the fingertips together (MuJoCo's kinematics as the reference)
+    m = mujoco.MjModel.from_xml_path(str(tmp_path / "g.xml"))
+    data = mujoco.MjData(m)
+    for q in ([0.0, 0.0], [0.3, -0.3]):
+        data.qpos[:] = q
+        mujoco.mj_kinematics(m, data)
+        T = d.tree.forward_numpy(np.array(q))
+        np.testing.assert_allclose(T[d.tree.link_index("left"), :3, 3], data.xpos[m.body("left").id] - data.xpos[m.body("base").id], atol=1e-9)
+    tips = lambda q: [d.tree.forward_numpy(np.array(q))[d.tree.link_index(n)] @ [0, 0, 0.05, 1] for n in ("left", "right")]  # noqa: E731
+    a, b = tips([0.0, 0.0]), tips([0.3, -0.3])
+    assert np.linalg.norm(b[0] - b[1]) < np.linalg.norm(a[0] - a[1]) - 0.02
+    assert {d.tree.link_names[l] for l in d.contact_links} == {"left", "right"}
+
+
+def test_symmetric_ranges_without_servos_name_the_closing_flag(tmp_path, hands_dir):
+    path = write(tmp_path, "g.xml", gripper_xml(compiler='<compiler angle="radian"/>', servos=False))
+    with pytest.raises(HandLoadError):  # no joint closes: no palmar side anywhere, no candidates
+        import_hand(path, "g0")
+    d, _ = import_hand(path, "g1", options=BuildOptions(closing={"left_j": 1, "right_j": -1}))
+    assert d.provenance["inferred"]["closing"]["right_j"] == {"sign": -1, "from": "--closing"}
+    d2, _ = import_hand(path, "g2", options=BuildOptions(closing={"left_j": 1}))
+    assert any("--closing right_j=" in w for w in d2.warnings)
+    with pytest.raises(HandLoadError, match="not an actuated joint"):
+        import_hand(path, "g3", options=BuildOptions(closing={"nope": 1}))
+
+
+# -- couplings from tendons ------------------------------------------------------------------------
+
+TENDONS = """
+  <tendon>
+    <fixed name="ff_cpl"><joint joint="robot0:FFJ2" coef="0.4"/><joint joint="robot0:FFJ1" coef="-0.4"/></fixed>
+    <fixed name="mf_rigid" limited="true" range="-0.001 0.001">
+      <joint joint="robot0:MFJ2" coef="0.00705"/><joint joint="robot0:MFJ1" coef="-0.00805"/></fixed>
+    <fixed name="th_soft" limited="true" range="-1 1"><joint joint="robot0:THJ2" coef="1"/><joint joint="robot0:THJ1" coef="1"/></fixed>
+  </tendon>
+  <equality><tendon tendon1="ff_cpl"/></equality>"""
+
+
+def test_tendon_equality_and_rigid_fixed_tendon_become_couplings(tmp_path):
+    path = write(tmp_path, "h.xml", hand_xml(forearm=False, tendons=TENDONS, refs=0.3))
+    p = parse_mjcf(path)
+    t = p.tree
+    assert t.dof == 4 and "robot0:FFJ1" not in t.actuated_joints and "robot0:MFJ1" not in t.actuated_joints
+    assert {"robot0:THJ1", "robot0:THJ2"} <= set(t.actuated_joints)  # a soft tendon limit is not a coupling
+    m = mujoco.MjModel.from_xml_path(str(path))
+    data = mujoco.MjData(m)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        q = rng.uniform(t.lower, t.upper)
+        full = t.joint_values(q)  # every link's joint value
+        for l in range(t.num_links):
+            if t.q_index[l] >= 0:
+                data.qpos[m.jnt_qposadr[m.joint(t.joint_names[l]).id]] = full[l]
+        mujoco.mj_kinematics(m, data)
+        mujoco.mj_tendon(m, data)
+        # the couplings keep the equality tendon at its reference length and the rigid one mid-range
+        assert data.ten_length[m.tendon("ff_cpl").id] == pytest.approx(m.tendon_length0[m.tendon("ff_cpl").id], abs=1e-9)
+        assert data.ten_length[m.tendon("mf_rigid").id] == pytest.approx(0.0, abs=1e-9)
+        # and our kinematics (joint ref folded into the link origins) puts every body where MuJoCo does
+        T = t.forward_numpy(q)
+        root = m.body("robot0:palm").id
+        for l, n in enumerate(t.link_names):
+            np.testing.assert_allclose(T[l, :3, 3], data.xpos[m.body(n).id] - data.xpos[root], atol=1e-9)
+
+
+def test_coupling_to_two_drivers_is_refused_with_a_warning(tmp_path):
+    two = """<tendon><fixed name="three"><joint joint="robot0:FFJ2" coef="1"/><joint joint="robot0:MFJ2" coef="1"/>
+      <joint joint="robot0:THJ2" coef="1"/></fixed></tendon><equality><tendon tendon1="three"/></equality>"""
+    p = parse_mjcf(write(tmp_path, "h.xml", hand_xml(forearm=False, tendons=two)))
+    # THJ2 = -(FFJ2 + MFJ2): no single driver, so it stays free and the file's relation is named
+    assert p.tree.dof == 6
+    assert any("depends on several joints" in w for w in p.warnings)
+
+
+# -- prefixed thumb, forearm, root/palm link -------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["robot0:thdistal", "rh_thdistal", "right_thumb_tip", "thbase", "l.th2", "THJ1"])
+def test_thumb_names_with_prefixes(name):
+    assert is_thumb_link(name)
+
+
+@pytest.mark.parametrize("name", ["robot0:ffdistal", "width_link", "teeth", "left_inner_finger", "path"])
+def test_not_thumb_names(name):
+    assert not is_thumb_link(name)
+
+
+def test_prefixed_hand_on_a_forearm(tmp_path, hands_dir):
+    path = write(tmp_path, "h.xml", hand_xml())
+    d, _ = import_hand(path, "toy")
+    inf = d.provenance["inferred"]
+    assert inf["palm"].startswith("robot0:palm") and inf["above_palm_dropped"] == ["robot0:forearm"]
+    fa = d.tree.link_index("robot0:forearm")
+    assert d.link_grid[fa] == -1 and fa not in d.surface_links and fa not in d.contact_links  # not grasping geometry
+    assert inf["thumb"] == "robot0:thdistal"
+    assert "robot0:thdistal" in d.grasp_types["pinch"].links and len(d.grasp_types["pinch"].links) == 2
+    assert inf["closing"]["robot0:WRJ"]["sign"] == 0  # the wrist moves the palm: not a closing joint
+    # the palm faces +z in the palm's frame, which sits at the forearm's origin here
+    np.testing.assert_allclose(d.approach_axis, [0, 0, 1], atol=0.15)
+    # --root-link: the hand starts at the palm; the wrist joint and the forearm are gone
+    d2, _ = import_hand(path, "toy2", options=BuildOptions(root_link="robot0:palm"))
+    assert d2.tree.link_names[0] == "robot0:palm" and "robot0:forearm" not in d2.tree.link_names
+    assert d2.dof == d.dof - 1 and "robot0:WRJ" not in d2.joint_names
+    np.testing.assert_allclose(d2.approach_axis, [0, 0, 1], atol=0.15)
+    with pytest.raises(HandLoadError, match="--root-link"):
+        import_hand(path, "toy3", options=BuildOptions(root_link="robot0:elbow"))
+
+
+def test_thumb_flag_overrides_names(tmp_path, hands_dir):
+    path = write(tmp_path, "h.xml", hand_xml(forearm=False))
+    d, _ = import_hand(path, "toy", options=BuildOptions(thumb_link="robot0:ffdistal"))
+    assert d.provenance["inferred"]["thumb"] == "robot0:ffdistal" and d.provenance["inferred"]["thumb_from"] == "--thumb"
+    with pytest.raises(HandLoadError, match="--thumb"):
+        import_hand(path, "toy2", options=BuildOptions(thumb_link="robot0:palm"))
+
+
+def test_approach_flag_and_axis_forms(tmp_path, hands_dir):
+    np.testing.assert_allclose(parse_axis("-y"), [0, -1, 0])
+    np.testing.assert_allclose(parse_axis("1,1,0"), np.array([1, 1, 0]) / np.sqrt(2))
+    for bad in ("w", "0,0,0", "1,2"):
+        with pytest.raises(HandLoadError, match="axis"):
+            parse_axis(bad)
+    path = write(tmp_path, "h.xml", hand_xml(forearm=False))
+    d, _ = import_hand(path, "toy", options=BuildOptions(approach="-z"))
+    np.testing.assert_allclose(d.approach_axis, [0, 0, -1])
+    assert d.provenance["inferred"]["axes_from"] == "--approach"
+    assert any("(--approach) points away from the palm" in w for w in d.warnings)  # kept, but said
+
+
+def test_cli_import_prints_what_it_inferred_and_takes_the_flags(tmp_path, hands_dir, capsys):
+    path = write(tmp_path, "g.xml", gripper_xml(compiler='<compiler angle="radian"/>', servos=False))
+    assert main(["hands", "import", str(path), "--name", "gcli", "--closing", "left_j=+1", "right_j=-1", "--geometry", "mesh"]) == 0
+    out = capsys.readouterr().out
+    assert "inferred (each settled by the flag named)" in out
+    assert "left_j +1 (--closing)" in out and "right_j -1 (--closing)" in out
+    assert "angle unit: radian (the file's <compiler angle>)" in out
+    assert load_hand_description("gcli").provenance["inferred"]["link_geometry"] == "mesh"
+    assert main(["hands", "import", str(path), "--name", "gbad", "--closing", "left_j=up"]) != 0
+    assert "expected JOINT=+1" in capsys.readouterr().err
+
+
+def test_hull_geometry_is_what_evaluate_simulates(tmp_path, hands_dir):
+    """A concave link (a U-shaped pad holder): ``--geometry hull`` (the CLI's default) synthesises
+    against its convex hull, which is what evaluate collides for an imported hand; mesh keeps the U."""
+    xml = gripper_xml(compiler='<compiler angle="radian"/>').replace(
+        '<geom type="box" size="0.05 0.02 0.01"/>',
+        '<geom type="box" size="0.05 0.02 0.004" pos="0 0 -0.006"/><geom type="box" size="0.004 0.02 0.02" pos="-0.046 0 0.01"/>'
+        '<geom type="box" size="0.004 0.02 0.02" pos="0.046 0 0.01"/>')
+    path = write(tmp_path, "u.xml", xml)
+    hull, _ = import_hand(path, "u_hull", options=BuildOptions(link_geometry="hull"))
+    mesh, _ = import_hand(path, "u_mesh", options=BuildOptions(link_geometry="mesh"))
+    base = hull.tree.link_index("base")
+
+    def inside(d, p):  # the base grid's signed distance at the node nearest p (base frame, m)
+        g = d.grids[d.link_grid[base]]
+        return float(g.values[tuple(np.round((np.asarray(p) - g.origin) / g.spacing).astype(int))])
+
+    centre = [0.0, 0.0, 0.01]  # between the U's arms, above its floor
+    assert inside(hull, centre) > 0.003 and inside(mesh, centre) < -0.003  # grids are positive inside
+    assert hull.provenance["inferred"]["link_geometry"] == "hull"
