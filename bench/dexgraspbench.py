@@ -129,15 +129,18 @@ def _colliding_mesh_geoms(xml: Path, mesh_names: set[str]) -> set[str]:
     return out
 
 
-def graspforge_verdicts(files: list[Path], protocol: str, workers: int, hand: str | None) -> dict[str, np.ndarray]:
+def graspforge_verdicts(files: list[Path], protocol: str, workers: int, hand: str | None,
+                        hand_model: str | None = None) -> dict[str, np.ndarray]:
     """Per grasp file: graspforge's success array under ``protocol`` (evaluating files that lack it,
-    with the hand source ``hand`` when given)."""
+    with the hand source ``hand`` when given). With ``hand_model`` (an MJCF) every file is evaluated
+    anew in that model of its hand (``evaluate --hand-model``)."""
     from graspforge.dataset.grasp_set import GraspSet
 
-    todo = [f for f in files if f"eval_{protocol}_success" not in GraspSet.load(f).extra]
+    todo = files if hand_model else [f for f in files if f"eval_{protocol}_success" not in GraspSet.load(f).extra]
     if todo:
         cmd = [sys.executable, "-m", "graspforge.cli.main", "evaluate", *map(str, todo), "--protocol", protocol, "--workers", str(workers)]
         cmd += ["--hand", hand] if hand else []
+        cmd += ["--hand-model", str(hand_model), "--force", "--no-geometry"] if hand_model else []
         subprocess.run(cmd, check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "src")))
     return {f.name: np.asarray(GraspSet.load(f).extra[f"eval_{protocol}_success"], bool) for f in files}
 
@@ -154,6 +157,8 @@ def main() -> int:
                     "(e.g. DexGraspBench's own MJCF imported: the fairest comparison, both simulate the same hand)")
     ap.add_argument("--menagerie", type=Path, default=None, help="a folder in MuJoCo Menagerie's layout with the hand's "
                     "meshes (the submodule, or mujoco/mjx/test_data of the mujoco-mjx wheel for Shadow)")
+    ap.add_argument("--in-hand-model", action="store_true", help="graspforge simulates the grasps in DexGraspBench's model "
+                    "of the hand too (evaluate --hand-model), not in the hand they were made with")
     ap.add_argument("--prepare-only", action="store_true", help="prepare the copy under --work, print its hand XML, stop")
     ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1)))
     args = ap.parse_args()
@@ -173,8 +178,8 @@ def main() -> int:
         return 0
     if not files:
         ap.error("--grasps: no grasp files given")
-    ours = graspforge_verdicts(files, args.protocol, args.workers, args.graspforge_hand)
     xml = prepare(args.dgb, args.hand, work, args.menagerie)
+    ours = graspforge_verdicts(files, args.protocol, args.workers, args.graspforge_hand, xml if args.in_hand_model else None)
     export = work / "export"
     if export.exists():
         shutil.rmtree(export)
@@ -217,7 +222,7 @@ def main() -> int:
                      "dgb_median_shift_mm": float(np.nanmedian(det[:, 0]) * 1000), "dgb_median_turn_deg": float(np.nanmedian(det[:, 1])),
                      "dgb_median_penetration_mm": float(np.nanmedian(det[:, 2]) * 1000)})
     n = int(both.sum())
-    out = {"hand": args.hand, "protocol": args.protocol, "grasps": n, "per_object": rows,
+    out = {"hand": args.hand, "protocol": args.protocol, "graspforge_in_hand_model": bool(args.in_hand_model), "grasps": n, "per_object": rows,
            "graspforge_success": float((both[1].sum()) / max(n, 1)), "dexgraspbench_success": float(both[:, 1].sum() / max(n, 1)),
            "agreement": float((both[0, 0] + both[1, 1]) / max(n, 1)),
            "table": {"both_pass": int(both[1, 1]), "only_graspforge": int(both[1, 0]), "only_dexgraspbench": int(both[0, 1]),

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import EvaluateConfig, GenerateConfig, dump_toml, physics_protocol
+from .config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, dump_toml, physics_protocol
 from .dataset.export import other_hand_model
 from .dataset.grasp_set import GraspSet
 from .energy.model import GraspEnergy
@@ -260,7 +260,7 @@ def synthesize(
     return SynthesisResult(sets, first.stats, time.perf_counter() - t0, rounds)
 
 
-def physics_check_hand(hand: HandModel, check) -> tuple[HandDescription, Callable[[GraspSet], GraspSet]]:
+def physics_check_hand(hand: HandModel, check: PhysicsCheckConfig) -> tuple[HandDescription, Callable[[GraspSet], GraspSet]]:
     """The hand the physics check simulates (the synthesised one, or ``check.hand``) and the map of
     grasp sets into it. Raises :class:`~graspforge.errors.HandLoadError` when ``check.hand`` cannot
     be loaded or is not a model of ``hand``."""
@@ -269,7 +269,7 @@ def physics_check_hand(hand: HandModel, check) -> tuple[HandDescription, Callabl
     return other_hand_model(hand.description, check.hand)
 
 
-def _with_check(gs: GraspSet, executor: tuple[HandDescription, Callable[[GraspSet], GraspSet]], obj: ObjectModel, check,
+def _with_check(gs: GraspSet, executor: tuple[HandDescription, Callable[[GraspSet], GraspSet]], obj: ObjectModel, check: PhysicsCheckConfig,
                 round_index: int) -> GraspSet:
     """``gs`` with its physics-check verdict (``check_success``, ``check_reason``) and round number."""
     desc, to_executor = executor
