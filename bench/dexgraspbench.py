@@ -132,7 +132,7 @@ def _colliding_mesh_geoms(xml: Path, mesh_names: set[str]) -> set[str]:
 def graspforge_verdicts(files: list[Path], protocol: str, workers: int, hand: str | None) -> dict[str, np.ndarray]:
     """Per grasp file: graspforge's success array under ``protocol`` (evaluating files that lack it,
     with the hand source ``hand`` when given)."""
-    from graspforge.dataset.grasp_set import GraspSet
+    from graspforge.io.grasp_set import GraspSet
 
     todo = [f for f in files if f"eval_{protocol}_success" not in GraspSet.load(f).extra]
     if todo:
@@ -160,7 +160,7 @@ def main() -> int:
     if not (args.dgb / "src" / "main.py").is_file():
         print(json.dumps({"skipped": f"no DexGraspBench checkout at {args.dgb}"}))
         return 0
-    from graspforge.dataset.export import export_grasps, load_npy_safely
+    from graspforge.io.export import export_grasps, load_npy_safely
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,14 @@ import time
 from pathlib import Path
 
 from ..config import PROTOCOLS, EvaluateConfig, load_config, physics_protocol
+from ..errors import GraspforgeError
+from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
+                            summary_row, write_evaluation)
+from ..evaluate.simulate import default_workers
+from ..hands import load_hand_description
+from ..hands.loading import builtin_hand_names
+from ..io.grasp_set import GraspSet, GraspSetError
+from .progress import progress_bar
 
 
 def add_parser(sub) -> None:
@@ -33,8 +41,6 @@ def add_parser(sub) -> None:
 
 
 def _grasp_files(items: list[str]) -> list[Path]:
-    from ..dataset.grasp_set import GraspSetError
-
     out: list[Path] = []
     for it in items:
         p = Path(it)
@@ -51,8 +57,6 @@ def _grasp_files(items: list[str]) -> list[Path]:
 def _hand_spec(grasps, override: str | None) -> str:
     import tomllib
 
-    from ..hands.loading import builtin_hand_names
-
     if override:
         return override
     if grasps.hand in builtin_hand_names():
@@ -68,12 +72,6 @@ def _hand_spec(grasps, override: str | None) -> str:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
-
-    from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
-                                summary_row, write_evaluation)
-    from ..evaluate.simulate import default_workers
-    from ..hands import load_hand_description
 
     overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     bad = [kv for kv in args.set if "=" not in kv]
@@ -108,8 +106,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             obj = grasp_set_object(grasps, args.object_spec, where=str(path))
             bar = None
             if not args.quiet:
-                from .progress import progress_bar
-
                 bar = progress_bar(len(grasps) * len(args.protocol), path.name[:40], "grasp")
             try:
                 result = evaluate_grasp_set(grasps, desc, obj, cfg, tuple(args.protocol), workers=workers,
@@ -129,8 +125,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one bad file must not stop the others; reported and counted
-            from ..errors import GraspforgeError
-
             if not isinstance(exc, (GraspforgeError, OSError)):
                 raise
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"

@@ -10,6 +10,11 @@ from pathlib import Path
 
 from .._io import atomic_write_text, safe_filename
 from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
+from ..hands import load_hand
+from ..io.grasp_set import GraspSet, GraspSetError
+from ..objects import load_objects
+from ..synthesis import synthesize
+from .progress import progress_bar
 
 
 def add_parser(sub) -> None:
@@ -122,11 +127,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from ..dataset.grasp_set import GraspSet, GraspSetError
-    from ..hands import load_hand
-    from ..objects import load_objects
-    from ..synthesis import synthesize
-
     cfg = load_config(args.config, _overrides(args))
     if args.grasp_type:
         cfg.grasp_type = ",".join(args.grasp_type)
@@ -179,8 +179,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 names = ", ".join(o.name for o, _ in chunk)
                 bar = None
                 if not args.quiet:
-                    from .progress import progress_bar
-
                     bar = progress_bar(cfg.optimizer.iterations + cfg.optimizer.refine_iterations, f"{names[:40]} [{gtype}]", "it")
 
                 def progress(opt, done, bar=bar):

@@ -13,7 +13,9 @@ from .. import __version__
 from .._io import cache_dir
 from ..errors import HandLoadError, UnknownNameError
 from .description import FORMAT_VERSION, BuildOptions, HandDescription, build_hand_description
+from .mjcf import parse_mjcf
 from .model import HandModel
+from .urdf import parse_urdf
 
 BUILTIN_DIR = Path(__file__).parent / "data"
 
@@ -81,12 +83,8 @@ def import_hand(model: str | Path, name: str, out: str | Path | None = None, opt
 def _parse(path: Path):
     suffix = path.suffix.lower()
     if suffix == ".urdf":
-        from .urdf import parse_urdf
-
         return parse_urdf(path)
     if suffix == ".xml" or suffix == ".mjcf":
-        from .mjcf import parse_mjcf
-
         return parse_mjcf(path)
     raise HandLoadError(f"{path}: not a URDF (.urdf) or MJCF (.xml) file")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dataset.grasp_set import GraspSet
+from ..io.grasp_set import GraspSet
 from ..evaluate.run import check_hand
 from ..hands.description import HandDescription
 from ..hands.model import HandModel

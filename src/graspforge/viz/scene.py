@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..dataset.grasp_set import GraspSet
+from ..io.grasp_set import GraspSet
 from ..errors import GraspforgeError
 from ..geometry.rotations import quaternion_to_matrix
 from ..hands.description import HandDescription

@@ -46,6 +46,7 @@ from ..hands import load_hand_description
 from ..hands.alignment import align_to_mjcf
 from ..hands.kinematics import link_world_pose
 from ..objects import collision_pieces, load_recorded_object
+from .dataset_index import read_dataset_index
 from .grasp_set import GraspSet
 
 EXPORT_FORMATS = ("dexgraspnet", "graspqp", "dexgraspbench")
@@ -465,8 +466,6 @@ def read_dexgraspbench(paths: list[str | Path], joint_names: list[str] | None = 
 def _grasp_files(source: Path) -> tuple[list[tuple[str, Path]], str | None]:
     """(job, grasp file) pairs of a dataset folder, a folder of grasp files or one grasp file, and the
     dataset root (None for loose files)."""
-    from .build import read_dataset_index
-
     if source.is_dir() and ((source / "dataset.toml").is_file() or (source / "index.json").is_file()):
         return [(row["job"], source / row["file"]) for row in read_dataset_index(source)], str(source.resolve())
     if source.is_dir():
