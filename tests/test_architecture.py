@@ -10,6 +10,8 @@
 A module may import from its own package or from a package of lower rank, never upwards or
 sideways; and graspforge modules are imported at module level, never inside a function (a
 function-local import hides a cycle), except the few listed in ``LOCAL_IMPORTS_ALLOWED`` with why.
+Other libraries are imported inside a function only when they are optional or heavy and needed by
+few paths: ``LOCAL_LIBRARIES`` says which and why.
 """
 
 from __future__ import annotations
@@ -36,6 +38,23 @@ RANKS: dict[str, int] = {
 LOCAL_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
     ("graspforge.io.grasp_set", "graspforge.geometry.rotations"):
         "GraspSet reads and writes its files with numpy alone; only hand_poses() needs torch (through the rotations)",
+}
+
+
+#: libraries that may be imported inside a function, and why (import times on this 2-core CPU)
+LOCAL_LIBRARIES: dict[str, str] = {
+    "ray": "optional (pip install graspforge[ray]): imported only for --backend ray",
+    "matplotlib": "pictures only (pyplot 0.65 s); the Agg backend is selected before pyplot loads",
+    "mpl_toolkits": "pictures only (matplotlib's 3-D toolkit)",
+    "plotly": "the HTML grasp viewer only",
+    "mujoco": "native library (0.3 s), needed where a model is compiled: MJCF hands, alignment, reports",
+    "igl": "native library (0.3 s), needed by the exact-distance functions only",
+    "coacd": "native library, needed only to decompose an object that ships no convex pieces",
+    "pytorch_kinematics": "its URDF parser (3 s to import), needed only when a URDF is parsed",
+}
+#: (module, library) pairs allowed besides LOCAL_LIBRARIES
+LOCAL_LIBRARY_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("graspforge.io.grasp_set", "torch"): "GraspSet reads and writes its files with numpy alone; hand_poses() needs torch",
 }
 
 
@@ -78,6 +97,26 @@ def import_edges(root: Path) -> list[Edge]:
                 if target == root.name or target.startswith(root.name + "."):
                     edges.append(Edge(mod, target, names, id(node) in in_function, node.lineno))
     return edges
+
+
+def local_library_imports(root: Path) -> list[tuple[str, str, int]]:
+    """(module, top-level library, line) of every import of a non-graspforge module inside a function."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        seen = set()
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            for node in ast.walk(fn):
+                if id(node) in seen or not isinstance(node, (ast.Import, ast.ImportFrom)) or getattr(node, "level", 0):
+                    continue
+                seen.add(id(node))
+                for name in ([node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]):
+                    top = name.split(".")[0]
+                    if top != root.name:
+                        out.append((module_name(path, root), top, node.lineno))
+    return out
 
 
 def top_package(module: str) -> str:
@@ -131,6 +170,16 @@ def test_no_function_local_imports_of_graspforge_modules(edges):
     assert set(LOCAL_IMPORTS_ALLOWED) <= used, "stale entries in LOCAL_IMPORTS_ALLOWED"
 
 
+def test_other_libraries_are_imported_inside_functions_only_when_listed():
+    found = local_library_imports(SRC)
+    bad = [f"{m}:{line} imports {lib} inside a function" for m, lib, line in found
+           if lib not in LOCAL_LIBRARIES and (m, lib) not in LOCAL_LIBRARY_EXCEPTIONS]
+    assert bad == []
+    used = {lib for _, lib, _ in found}
+    assert set(LOCAL_LIBRARIES) <= used, "stale entries in LOCAL_LIBRARIES"
+    assert set(LOCAL_LIBRARY_EXCEPTIONS) <= {(m, lib) for m, lib, _ in found}
+
+
 def test_the_checks_catch_an_upward_and_a_local_import(tmp_path):
     """The same checks on a tiny package with one upward import (core -> pipeline) and one import
     hidden in a function report exactly those two."""
@@ -140,8 +189,10 @@ def test_the_checks_catch_an_upward_and_a_local_import(tmp_path):
         (pkg / sub / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text('__version__ = "0"\n')
     (pkg / "geometry" / "grid.py").write_text("from ..dataset.build import run\n")
-    (pkg / "dataset" / "build.py").write_text("from .. import __version__\n\ndef run():\n    from ..geometry import grid\n")
+    (pkg / "dataset" / "build.py").write_text("from .. import __version__\n\ndef run():\n    from ..geometry import grid\n"
+                                             "    import numpy\n")
     found = import_edges(pkg)
+    assert local_library_imports(pkg) == [("graspforge.dataset.build", "numpy", 5)]
     assert layer_violations(found, RANKS) == [
         "graspforge.geometry.grid:1 imports graspforge.dataset.build ('dataset', rank 8 >= 'geometry', rank 2)"]
     assert local_import_violations(found, {}) == ["graspforge.dataset.build:4 imports graspforge.geometry inside a function"]

@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
+
+import numpy as np
 
 from ..config import PROTOCOLS, EvaluateConfig, load_config, physics_protocol
 from ..errors import GraspforgeError
@@ -55,8 +58,6 @@ def _grasp_files(items: list[str]) -> list[Path]:
 
 
 def _hand_spec(grasps, override: str | None) -> str:
-    import tomllib
-
     if override:
         return override
     if grasps.hand in builtin_hand_names():
@@ -71,8 +72,6 @@ def _hand_spec(grasps, override: str | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     bad = [kv for kv in args.set if "=" not in kv]
     if bad:
@@ -161,8 +160,6 @@ def _table(rows: list[dict], overall: dict, protocols: list[str]) -> str:
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             return f"{'-':>{w}}"
         return f"{v * 100:>{w - 1}.1f}%" if f == "%" else f"{v:>{w}{f}}"
-
-    import numpy as np
 
     lines = [" ".join(f"{head(c):<{w}}" if f == "s" else f"{head(c):>{w}}" for c, w, f in cols)]
     for r in rows:

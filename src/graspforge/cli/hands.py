@@ -6,6 +6,7 @@ import argparse
 import json
 
 import numpy as np
+import torch
 
 from ..config import ConfigError
 from ..hands import builtin_hand_names, import_hand, load_hand, load_hand_description, user_hand_names
@@ -165,8 +166,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import torch
-
     desc = load_hand_description(args.hand)
     desc.grasp_type(args.grasp_type)  # unknown type: clear error before any work
     out = args.out or f"{desc.name}_check.png"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from .. import __version__
 from .._io import write_error
 from ..errors import GraspforgeError
@@ -38,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.threads_global is not None:
-        import torch
-
         if args.threads_global < 1:
             parser.error("--threads must be >= 1")
         torch.set_num_threads(args.threads_global)

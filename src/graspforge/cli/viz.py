@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import webbrowser
 from pathlib import Path
+
+import numpy as np
 
 from ..evaluate.run import check_hand, grasp_set_object
 from ..hands import load_hand_description
@@ -64,8 +67,6 @@ def cmd_view(args: argparse.Namespace) -> int:
     write_grasp_page(gs, HandDisplay.from_description(desc), obj, out, indices=args.index, max_grasps=args.max)
     print(f"wrote {out}")
     if not args.no_open and _browser_available():
-        import webbrowser
-
         webbrowser.open(out.resolve().as_uri())
     return 0
 
@@ -82,8 +83,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_heatmap(args: argparse.Namespace) -> int:
-    import numpy as np
-
     sets, desc = [], None
     for path in _grasp_files(args.grasp_files):
         gs, d, obj = _load(path, args.hand)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import trimesh
 import trimesh.transformations as tf
 
@@ -232,8 +233,6 @@ def write_dexgraspnet(gs: GraspSet, out: str | Path) -> list[Path]:
 
 def write_graspqp(gs: GraspSet, out: str | Path) -> list[Path]:
     """``OUT/OBJECT/grasp_predictions/HAND/K_contacts/ENERGY/TYPE/OBJECT.dexgrasp.pt``."""
-    import torch
-
     stem = _object_stem(gs)
     K = int(np.shape(gs.contact_indices)[1])
     tdir = _GRASPQP_DEFAULT if gs.grasp_type == "full" else gs.grasp_type
@@ -385,8 +384,6 @@ def read_dexgraspnet(path: str | Path, joint_names: list[str]) -> ExportedGrasps
 
 def read_graspqp(path: str | Path, joint_names: list[str] | None = None) -> ExportedGrasps:
     """Read a GraspQP ``.dexgrasp.pt`` dict (``torch.load(weights_only=True)``: no arbitrary code)."""
-    import torch
-
     where = str(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)

@@ -14,14 +14,18 @@ from __future__ import annotations
 import base64
 import html
 import json
+import multiprocessing as mp
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import markdown
 import numpy as np
+import torch
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
@@ -150,8 +154,6 @@ def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str
     protocols plus exact geometry, and write ``OBJECT.npz`` / ``.eval.json`` / ``.run.json``.
 
     Top-level and plain-data driven, so a process pool can run it."""
-    import torch
-
     torch.set_num_threads(max(1, int(threads)))
     s = Setting(**setting)
     cfg = load_config(overrides=tomllib.loads(config_toml))
@@ -248,9 +250,6 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
                 if progress is not None:
                     progress(p)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(run_unit, *u, threads, device) for u in units]
             try:
@@ -409,7 +408,6 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
     """Write ``report.md``, ``report.html`` and the PNG plots from the files under ``out``
     (``heatmaps``: also the contact heatmaps, which load every object's mesh)."""
     import mujoco
-    import torch
 
     out = Path(out)
     meta_p = out / "bench.json"
@@ -494,8 +492,6 @@ def rerun_command(meta: dict) -> str:
 def _html(md: str, pngs: dict[str, bytes]) -> str:
     """The report as one standalone page: Python-Markdown (with tables) renders ``md``; the PNGs
     it names are inlined as data URIs so the page needs no other file."""
-    import markdown
-
     # Markdown passes raw HTML through, and object names come from users' file names: the report
     # itself has no HTML, so every <, > and & is text
     body = markdown.markdown(html.escape(md, quote=False), extensions=["tables"], output_format="html")
