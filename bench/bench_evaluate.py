@@ -14,7 +14,7 @@ import time
 import torch
 
 from graspforge.config import physics_protocol
-from graspforge.dataset.grasp_set import GraspSet
+from graspforge.io.grasp_set import GraspSet
 from graspforge.evaluate.run import grasp_set_object
 from graspforge.evaluate.scene import build_scene
 from graspforge.evaluate.simulate import GraspInputs, simulate_grasps

@@ -134,7 +134,7 @@ def graspforge_verdicts(files: list[Path], protocol: str, workers: int, hand: st
     """Per grasp file: graspforge's success array under ``protocol`` (evaluating files that lack it,
     with the hand source ``hand`` when given). With ``hand_model`` (an MJCF) every file is evaluated
     anew in that model of its hand (``evaluate --hand-model``)."""
-    from graspforge.dataset.grasp_set import GraspSet
+    from graspforge.io.grasp_set import GraspSet
 
     todo = files if hand_model else [f for f in files if f"eval_{protocol}_success" not in GraspSet.load(f).extra]
     if todo:
@@ -165,7 +165,7 @@ def main() -> int:
     if not (args.dgb / "src" / "main.py").is_file():
         print(json.dumps({"skipped": f"no DexGraspBench checkout at {args.dgb}"}))
         return 0
-    from graspforge.dataset.export import export_grasps, load_npy_safely
+    from graspforge.io.export import export_grasps, load_npy_safely
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)

@@ -240,7 +240,7 @@ def full_stage(objects: list[str], grasps: int, timeout: float, work: Path, extr
     if r["rc"] == 0:
         import numpy as np
 
-        from graspforge.dataset.grasp_set import GraspSet
+        from graspforge.io.grasp_set import GraspSet
 
         sets = [GraspSet.load(f) for f in sorted(folder.glob("*.npz"))]
         r["finite"] = all(np.isfinite(g.energy).all() for g in sets)

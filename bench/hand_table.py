@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from graspforge.config import EvaluateConfig, GenerateConfig
-from graspforge.dataset.grasp_set import GraspSet
+from graspforge.io.grasp_set import GraspSet
 from graspforge.evaluate.run import evaluate_grasp_set, pool_rows, read_sidecar, summary_row, write_evaluation
 from graspforge.hands import load_hand
 from graspforge.objects import load_object

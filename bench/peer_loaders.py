@@ -128,7 +128,7 @@ def _our_links(gs, names: list[str], q: np.ndarray | None = None) -> np.ndarray:
 
 def make_grasps(work: Path, grasps: int, iterations: int) -> dict:
     from graspforge.cli.main import main
-    from graspforge.dataset.export import export_grasps
+    from graspforge.io.export import export_grasps
 
     out = work / "grasps"
     for hand, types in HANDS.items():
@@ -145,7 +145,7 @@ def make_grasps(work: Path, grasps: int, iterations: int) -> dict:
 def check_dexgraspnet(dgn: Path, work: Path) -> dict:
     import torch
 
-    from graspforge.dataset.grasp_set import GraspSet
+    from graspforge.io.grasp_set import GraspSet
 
     gg = dgn / "grasp_generation"
     sys.path[:0] = [str(gg), str(dgn / "thirdparty" / "pytorch_kinematics")]
@@ -195,7 +195,7 @@ def _source_file(work: Path, job: dict) -> Path:
 def check_graspqp(gqp: Path, work: Path, pk_dir: Path | None) -> dict:
     import torch
 
-    from graspforge.dataset.grasp_set import GraspSet
+    from graspforge.io.grasp_set import GraspSet
 
     report = {"files": []}
     manifest = json.loads((work / "graspqp" / "manifest.json").read_text())

@@ -156,8 +156,8 @@ def test_grasps_moved_into_the_other_model_put_every_link_where_ours_are(allegro
     import mujoco
     import torch
 
-    from graspforge.dataset import GraspSet
-    from graspforge.dataset.export import in_hand_model
+    from graspforge.io.grasp_set import GraspSet
+    from graspforge.io.export import in_hand_model
     from graspforge.hands.alignment import mjcf_body_pose
     from graspforge.hands.kinematics import TorchKinematics
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from graspforge.cli.main import main
 from graspforge.dataset.build import DatasetError, DatasetSettings, Job, batches, parse_shard, plan_jobs, shard_jobs
-from graspforge.dataset.grasp_set import GraspSet
+from graspforge.io.grasp_set import GraspSet
 
 OBJECTS = ["box", "sphere:radius=0.03", "cylinder", "sphere:radius=0.04"]
 FAST = ["--hands", "panda", "--grasps-per-object", "4", "--iterations", "10", "--objects-per-batch", "1", "--quiet"]
@@ -239,7 +239,7 @@ def test_the_same_dataset_however_it_was_made(tmp_path):
 
     import numpy as np
 
-    from graspforge.dataset import GraspSet
+    from graspforge.io import GraspSet
 
     base = [sys.executable, "-m", "graspforge.cli.main", "--threads", "1", "dataset", "build", "--hands", "panda",
             "--objects", "box", "sphere", "cylinder", "--grasps-per-object", "3", "--iterations", "10", "--no-evaluate",

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from conftest import corrupt_bytes
 from graspforge.cli.main import main
-from graspforge.dataset.export import (EXPORT_FORMATS, ExportError, euler_sxyz_to_quaternion, export_grasp_set, load_npy_safely,
+from graspforge.io.export import (EXPORT_FORMATS, ExportError, euler_sxyz_to_quaternion, export_grasp_set, load_npy_safely,
                                        quaternion_to_euler_sxyz, read_export, read_graspqp)
-from graspforge.dataset.grasp_set import GraspSet
+from graspforge.io.grasp_set import GraspSet
 from test_grasp_set import make_set
 
 torch.set_num_threads(1)
@@ -227,7 +227,7 @@ def test_dexgraspnet_shadow_hand_is_written_in_dexgraspnet_s_model(tmp_path):
     """DexGraspNet's loaders read only its Shadow hand (a free palm, no wrist joints, joints named
     robot0:FFJ3 ...): the qpos hold the palm link's pose and those joints, so that every link lands
     where graspforge's FK from the root pose puts it; graspforge's own dicts ride along."""
-    from graspforge.dataset.export import DGN_SHADOW_JOINTS
+    from graspforge.io.export import DGN_SHADOW_JOINTS
     from graspforge.hands import load_hand_description
 
     tree = load_hand_description("shadow_hand").tree

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import HANDS_DIR, need_shared
 from graspforge.cli.main import main
-from graspforge.dataset.grasp_set import GraspSet
+from graspforge.io.grasp_set import GraspSet
 from graspforge.evaluate.run import sidecar_path
 from graspforge.objects import load_object
 

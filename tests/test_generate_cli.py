@@ -8,7 +8,7 @@ import tomllib
 
 import numpy as np
 
-from graspforge.dataset import GraspSet
+from graspforge.io import GraspSet
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

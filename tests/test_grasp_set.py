@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import corrupt_bytes
-from graspforge.dataset.grasp_set import FORMAT_VERSION, TERM_KEYS, GraspSet, GraspSetError
+from graspforge.io.grasp_set import FORMAT_VERSION, TERM_KEYS, GraspSet, GraspSetError
 
 
 def make_set(N=5, K=4, D=3, seed=0) -> GraspSet:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from graspforge.config import ConfigError, load_config
-from graspforge.dataset import GraspSet, GraspSetError
+from graspforge.io.grasp_set import GraspSet, GraspSetError
 from graspforge.evaluate import evaluate_grasp_set
 from graspforge.hands import load_hand
 from graspforge.objects import load_object

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from graspforge.cli.main import main
-from graspforge.dataset.grasp_set import TERM_KEYS, GraspSet
+from graspforge.io.grasp_set import TERM_KEYS, GraspSet
 from graspforge.hands import load_hand_description
 from graspforge.objects import load_object
 from graspforge.viz.heatmap import contact_frequency, contact_heatmaps

@@ -136,13 +136,6 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def sha256_bytes(*chunks: bytes) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c)
-    return h.hexdigest()
-
-
 def sha256_arrays(*arrays: np.ndarray) -> str:
     """Content hash of arrays (dtype, shape and bytes), stable across runs and machines."""
     h = hashlib.sha256()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +145,6 @@ class OptimizerConfig:
     def compressed(self, iterations: int) -> "OptimizerConfig":
         """A copy for a shorter (or longer) run: every schedule period (step and temperature decay,
         resets) scaled by ``iterations / self.iterations``, so the run still ends cold."""
-        from dataclasses import replace
-
         k = iterations / max(1, self.iterations)
         per = lambda n: max(1, int(round(n * k)))  # noqa: E731
         return replace(self, iterations=int(iterations), step_decay_every=per(self.step_decay_every),

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 
 from .config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, dump_toml, physics_protocol
-from .dataset.export import other_hand_model
-from .dataset.grasp_set import GraspSet
 from .energy.model import GraspEnergy
 from .energy.scene import ObjectBatch
 from .evaluate.run import evaluate_grasp_set
 from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from .hands.description import HandDescription, is_thumb_link
 from .hands.model import HandModel
-from .objects import ObjectModel
+from .io.export import other_hand_model
+from .io.grasp_set import GraspSet
+from .objects import ObjectModel, load_object
 from .optimize.init import GraspInitializer
 from .optimize.mala import GraspOptimizer, OptimizerStats
 from .optimize.refine import refine_poses
@@ -378,8 +378,6 @@ def smoke_test(hand: HandModel, grasps: int = 16, iterations: int = 400, radius:
     Passes when at least ``min_fraction`` of the grasps end with mean |contact distance| below
     ``SMOKE_CONTACT``; otherwise ``problems`` says which energy term stood in the way.
     """
-    from .objects import load_object
-
     cfg = GenerateConfig(grasps=grasps, seed=seed, grasp_type=grasp_type)
     cfg.contacts = contacts or min(cfg.contacts, max(2, int(hand.description.candidate_mask(grasp_type).sum()) // 2))
     cfg.optimizer = cfg.optimizer.compressed(iterations)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..report.paper import PaperBench, Setting, run_paper_bench, write_report
 from .generate import check_device
 
 
@@ -37,8 +38,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from ..report.paper import PaperBench, Setting, run_paper_bench, write_report
-
     if not args.report_only:
         if not args.objects:
             print("graspforge bench paper: --objects is required (unless --report-only)", file=sys.stderr)

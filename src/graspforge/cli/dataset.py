@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
-from .generate import check_device
+from ..dataset.build import DatasetSettings, build_dataset, dataset_summary, parse_shard
+from ..io.export import export_grasps
+from .generate import check_device, synthesis_overrides
 
 
 def add_parser(sub) -> None:
@@ -65,9 +67,6 @@ def add_parser(sub) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..dataset.build import DatasetSettings, build_dataset, parse_shard
-    from .generate import synthesis_overrides
-
     cfg = load_config(args.config, synthesis_overrides(args.set, grasps=args.grasps_per_object, contacts=args.contacts, seed=args.seed,
                                                        energy=args.energy, optimizer=args.optimizer, iterations=args.iterations))
     settings = DatasetSettings(hands=list(args.hands), grasp_types=list(args.grasp_types), objects=list(args.objects), keep=args.keep,
@@ -91,8 +90,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..dataset.build import dataset_summary
-
     s = dataset_summary(args.dataset)
     if args.json:
         print(json.dumps(s, indent=1))
@@ -105,8 +102,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..dataset.export import export_grasps
-
     if args.hand_model and args.format != "dexgraspbench":
         raise SystemExit("graspforge: error: --hand-model is for --format dexgraspbench")
     m = export_grasps(args.sources, args.format, args.out, args.hand_model, args.hand)

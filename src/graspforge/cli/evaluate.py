@@ -6,9 +6,21 @@ import argparse
 import json
 import sys
 import time
+import tomllib
 from pathlib import Path
 
+import numpy as np
+
 from ..config import PROTOCOLS, EvaluateConfig, load_config, physics_protocol
+from ..errors import GraspforgeError
+from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
+                            summary_row, write_evaluation)
+from ..evaluate.simulate import default_workers
+from ..hands import load_hand_description
+from ..io.export import other_hand_model
+from ..hands.loading import builtin_hand_names
+from ..io.grasp_set import GraspSet, GraspSetError
+from .progress import progress_bar
 
 
 def add_parser(sub) -> None:
@@ -36,8 +48,6 @@ def add_parser(sub) -> None:
 
 
 def _grasp_files(items: list[str]) -> list[Path]:
-    from ..dataset.grasp_set import GraspSetError
-
     out: list[Path] = []
     for it in items:
         p = Path(it)
@@ -52,10 +62,6 @@ def _grasp_files(items: list[str]) -> list[Path]:
 
 
 def _hand_spec(grasps, override: str | None) -> str:
-    import tomllib
-
-    from ..hands.loading import builtin_hand_names
-
     if override:
         return override
     if grasps.hand in builtin_hand_names():
@@ -70,15 +76,6 @@ def _hand_spec(grasps, override: str | None) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
-                                summary_row, write_evaluation)
-    from ..evaluate.simulate import default_workers
-    from ..dataset.export import other_hand_model
-    from ..hands import load_hand_description
-
     overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     bad = [kv for kv in args.set if "=" not in kv]
     if bad:
@@ -115,8 +112,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             obj = grasp_set_object(grasps, args.object_spec, where=str(path))
             bar = None
             if not args.quiet:
-                from .progress import progress_bar
-
                 bar = progress_bar(len(grasps) * len(args.protocol), path.name[:40], "grasp")
             try:
                 result = evaluate_grasp_set(simulated, desc, obj, cfg, tuple(args.protocol), workers=workers,
@@ -136,8 +131,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # one bad file must not stop the others; reported and counted
-            from ..errors import GraspforgeError
-
             if not isinstance(exc, (GraspforgeError, OSError)):
                 raise
             msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
@@ -174,8 +167,6 @@ def _table(rows: list[dict], overall: dict, protocols: list[str]) -> str:
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             return f"{'-':>{w}}"
         return f"{v * 100:>{w - 1}.1f}%" if f == "%" else f"{v:>{w}{f}}"
-
-    import numpy as np
 
     lines = [" ".join(f"{head(c):<{w}}" if f == "s" else f"{head(c):>{w}}" for c, w, f in cols)]
     for r in rows:

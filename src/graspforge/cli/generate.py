@@ -8,8 +8,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from .._io import atomic_write_text, safe_filename
 from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
+from ..hands import load_hand
+from ..io.grasp_set import GraspSet, GraspSetError
+from ..objects import load_objects
+from ..synthesis import physics_check_hand, synthesize
+from .progress import progress_bar
 
 
 def add_parser(sub) -> None:
@@ -43,8 +51,6 @@ def add_parser(sub) -> None:
 
 def check_device(name: str):
     """``torch.device(name)``, or a clear exit when it is not a device or not available here."""
-    import torch
-
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError) as e:
@@ -105,8 +111,6 @@ def output_path(out: Path, stem: str, hand: str, grasp_type: str) -> Path:
 def hand_span(desc) -> float:
     """The largest distance (m) between two contact candidates of ``desc`` over its open (canonical)
     pose and its joint limits: how wide an object the hand can reach around."""
-    import numpy as np
-
     tree = desc.tree
     span = 0.0
     for q in (desc.canonical_q, tree.lower, tree.upper, 0.5 * (tree.lower + tree.upper)):
@@ -132,14 +136,6 @@ def _summary_table(rows: list[dict]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import numpy as np
-    import torch
-
-    from ..dataset.grasp_set import GraspSet, GraspSetError
-    from ..hands import load_hand
-    from ..objects import load_objects
-    from ..synthesis import physics_check_hand, synthesize
-
     cfg = load_config(args.config, _overrides(args))
     if args.grasp_type:
         cfg.grasp_type = ",".join(args.grasp_type)
@@ -196,8 +192,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 names = ", ".join(o.name for o, _ in chunk)
                 bar = None
                 if not args.quiet:
-                    from .progress import progress_bar
-
                     bar = progress_bar(cfg.optimizer.iterations + cfg.optimizer.refine_iterations, f"{names[:40]} [{gtype}]", "it")
 
                 def progress(opt, done, bar=bar):

@@ -6,10 +6,13 @@ import argparse
 import json
 
 import numpy as np
+import torch
 
 from ..config import ConfigError
-from ..hands import builtin_hand_names, load_hand_description, user_hand_names
+from ..hands import builtin_hand_names, import_hand, load_hand, load_hand_description, user_hand_names
 from ..hands.description import BuildOptions, HandDescription
+from ..synthesis import smoke_test
+from ..viz import render_hand
 from .generate import check_device
 
 
@@ -188,8 +191,6 @@ def _closing_signs(items: list[str]) -> dict[str, int]:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..hands import import_hand
-
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
     opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
@@ -207,12 +208,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..hands import load_hand
-    from ..synthesis import smoke_test
-    from ..viz import render_hand
-
     desc = load_hand_description(args.hand)
     desc.grasp_type(args.grasp_type)  # unknown type: clear error before any work
     out = args.out or f"{desc.name}_check.png"

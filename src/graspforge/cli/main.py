@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from .. import __version__
+from .._io import write_error
 from ..errors import GraspforgeError
+from . import bench as bench_cmd
+from . import dataset as dataset_cmd
+from . import evaluate as evaluate_cmd
+from . import generate as generate_cmd
+from . import hands as hands_cmd
+from . import viz as viz_cmd
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import bench as bench_cmd
-    from . import dataset as dataset_cmd
-    from . import evaluate as evaluate_cmd
-    from . import generate as generate_cmd
-    from . import hands as hands_cmd
-    from . import viz as viz_cmd
-
     p = argparse.ArgumentParser(prog="graspforge", description="Synthesise diverse, physically valid grasps for robot hands.")
     p.add_argument("--version", action="version", version=f"graspforge {__version__}")
     p.add_argument("--threads", dest="threads_global", type=int, default=None,
@@ -38,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.threads_global is not None:
-        import torch
-
         if args.threads_global < 1:
             parser.error("--threads must be >= 1")
         torch.set_num_threads(args.threads_global)
@@ -52,8 +52,6 @@ def main(argv: list[str] | None = None) -> int:
         print("graspforge: interrupted", file=sys.stderr)
         return 130
     except OSError as e:  # a folder that cannot be made or read: one line, not a traceback
-        from .._io import write_error
-
         print(f"graspforge: error: {write_error(e.filename or '?', e)}", file=sys.stderr)
         return 1
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 
 class PlainProgress:
     """tqdm's ``update`` / ``set_postfix`` / ``close`` / ``n``, printing ``desc: 30% (144/480 it) ...``
@@ -44,7 +46,5 @@ def progress_bar(total: int, desc: str, unit: str, file=None):
     """A tqdm bar when ``file`` (stderr) is a terminal, else :class:`PlainProgress`."""
     file = file or sys.stderr
     if hasattr(file, "isatty") and file.isatty():
-        from tqdm import tqdm
-
         return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, file=file)
     return PlainProgress(total, desc, unit, file=file)

@@ -5,8 +5,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import webbrowser
 from pathlib import Path
 
+import numpy as np
+
+from ..evaluate.run import check_hand, grasp_set_object
+from ..hands import load_hand_description
+from ..io.grasp_set import GraspSet
+from ..viz.heatmap import contact_heatmaps
+from ..viz.page import write_grasp_page
+from ..viz.render import RENDER_CELL, render_grasps
+from ..viz.scene import HandDisplay, VizError
 from .evaluate import _grasp_files, _hand_spec
 
 
@@ -40,10 +50,6 @@ def add_parser(sub) -> None:
 
 
 def _load(path: Path, hand: str | None, object_spec: str | None = None):
-    from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import check_hand, grasp_set_object
-    from ..hands import load_hand_description
-
     gs = GraspSet.load(path)
     desc = load_hand_description(_hand_spec(gs, hand))
     check_hand(gs, desc, where=f"{path} (pass --hand)")
@@ -55,25 +61,17 @@ def _browser_available() -> bool:
 
 
 def cmd_view(args: argparse.Namespace) -> int:
-    from ..viz.page import write_grasp_page
-    from ..viz.scene import HandDisplay
-
     path = Path(args.grasp_file)
     gs, desc, obj = _load(path, args.hand, args.object_spec)
     out = Path(args.out) if args.out else path.with_suffix(".html")
     write_grasp_page(gs, HandDisplay.from_description(desc), obj, out, indices=args.index, max_grasps=args.max)
     print(f"wrote {out}")
     if not args.no_open and _browser_available():
-        import webbrowser
-
         webbrowser.open(out.resolve().as_uri())
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from ..viz.render import RENDER_CELL, render_grasps
-    from ..viz.scene import HandDisplay
-
     displays: dict[str, HandDisplay] = {}
     n = 0
     for path in _grasp_files(args.grasp_files):
@@ -85,11 +83,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_heatmap(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..viz.heatmap import contact_heatmaps
-    from ..viz.scene import VizError
-
     sets, desc = [], None
     for path in _grasp_files(args.grasp_files):
         gs, d, obj = _load(path, args.hand)

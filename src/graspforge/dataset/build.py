@@ -14,27 +14,33 @@ kill -9, a full disk) and started again redoes exactly the unfinished jobs.
 
 from __future__ import annotations
 
-import csv
-import io
+import hashlib
 import json
+import multiprocessing as mp
 import os
 import re
 import socket
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import torch
+
 from .._io import atomic_write_json, atomic_write_text, process_exists, safe_filename, temp_file_is_live
-from ..errors import GraspforgeError
+from ..config import EvaluateConfig, dump_toml, load_config, tomllib
+from ..evaluate.run import evaluate_grasp_set
+from ..hands import load_hand, load_hand_description
+from ..io.dataset_index import INDEX_FIELDS, DatasetError, read_dataset_index, read_index, read_record, write_index
+from ..objects import load_object
+from ..objects.loading import find_mesh_files
+from ..synthesis import synthesize
 
-INDEX_FIELDS = ("job", "object", "hand", "type", "generated", "kept", "success", "ugr", "H", "D_mm",
-                "synthesis_seconds", "evaluation_seconds", "file")
+__all__ = ["INDEX_FIELDS", "DatasetError", "read_dataset_index", "read_index", "read_record", "write_index"]  # re-exported
+
 BACKENDS = ("local", "ray")
-
-
-class DatasetError(GraspforgeError, ValueError):
-    """A dataset that cannot be built or read as asked."""
 
 
 def _safe(s: str) -> str:
@@ -84,8 +90,6 @@ class DatasetSettings:
 def expand_objects(specs: list[str]) -> list[tuple[str, str]]:
     """(spec, stem) per object: folders become their mesh files (YCB layout understood), files stay,
     anything else is a built-in object spec (``box``, ``sphere:radius=0.03``). Stems are unique."""
-    from ..objects.loading import find_mesh_files
-
     out: list[tuple[str, str]] = []
     for s in specs:
         p = Path(s).expanduser()
@@ -98,8 +102,6 @@ def expand_objects(specs: list[str]) -> list[tuple[str, str]]:
     stems = [st for _, st in out]
     dup = {st for st in stems if stems.count(st) > 1}
     if dup:
-        import hashlib
-
         out = [(sp, f"{st}-{hashlib.sha256(sp.encode()).hexdigest()[:8]}" if st in dup else st) for sp, st in out]
     seen: dict[str, str] = {}
     uniq = []
@@ -165,16 +167,6 @@ def grasp_path(root: Path, job: Job) -> Path:
     return root / "grasps" / f"{job.id}.npz"
 
 
-def read_record(path: Path) -> dict | None:
-    try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(rec, dict) or not all(k in rec for k in INDEX_FIELDS):
-        return None
-    return rec
-
-
 def job_done(root: Path, job: Job) -> bool:
     rec = read_record(record_path(root, job))
     return rec is not None and (root / rec["file"]).is_file()
@@ -237,41 +229,6 @@ def release_job(root: Path, job: Job) -> None:
         pass
 
 
-def read_index(root: Path) -> list[dict]:
-    """The index rows of every finished job, read from the job records (unreadable ones are left out).
-
-    Reads only, so ``dataset info`` and ``dataset export`` work on a read-only dataset."""
-    root = Path(root)
-    rows = []
-    jobs_dir = root / "jobs"
-    if jobs_dir.is_dir():
-        for p in sorted(jobs_dir.glob("*.json")):
-            rec = read_record(p)
-            if rec is not None and (root / rec["file"]).is_file():
-                rows.append({k: rec[k] for k in INDEX_FIELDS})
-    return rows
-
-
-def read_dataset_index(root: Path) -> list[dict]:
-    """:func:`read_index` of a folder that must be a dataset (:class:`DatasetError` otherwise)."""
-    root = Path(root)
-    if not (root / "index.json").is_file() and not (root / "jobs").is_dir() and not (root / "dataset.toml").is_file():
-        raise DatasetError(f"{root}: not a graspforge dataset (no index.json, jobs/ or dataset.toml)")
-    return read_index(root)
-
-
-def write_index(root: Path) -> list[dict]:
-    """Rebuild ``index.json`` and ``index.csv`` from the job records; returns the rows."""
-    rows = read_index(root)
-    atomic_write_json(root / "index.json", rows)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(INDEX_FIELDS))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(root / "index.csv", buf.getvalue())
-    return rows
-
-
 def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, threads: int = 1, device: str = "cpu") -> list[dict]:
     """Synthesise, evaluate and write the jobs of one batch (same hand and type); returns their records.
 
@@ -279,8 +236,6 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
     claimed first (:func:`claim_job`): jobs that another build on the folder holds or finished are
     left out; returns the records of the jobs this call computed.
     """
-    import torch
-
     torch.set_num_threads(max(1, int(threads)))
     root_p = Path(root)
     # another build on this folder may have taken or finished some of these jobs meanwhile; results
@@ -296,14 +251,6 @@ def run_batch(root: str, jobs: list[Job], config_toml: str, settings: dict, thre
 
 
 def _run_claimed(root_p: Path, jobs: list[Job], config_toml: str, settings: dict, device: str) -> list[dict]:
-    import numpy as np
-
-    from ..config import EvaluateConfig, load_config, tomllib
-    from ..evaluate.run import evaluate_grasp_set
-    from ..hands import load_hand
-    from ..objects import load_object
-    from ..synthesis import synthesize
-
     cfg = load_config(overrides=tomllib.loads(config_toml))
     cfg.device = device
     hand = load_hand(jobs[0].hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
@@ -377,28 +324,20 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
     ``device`` runs synthesis there (``cuda``); it is not one of the dataset's settings, so a build
     may be resumed on another device. Evaluation always runs on CPU cores.
     """
-    from ..config import dump_toml
-
     settings.validate()
     if backend not in BACKENDS:
         raise DatasetError(f"unknown backend {backend!r} ({', '.join(BACKENDS)})")
     if workers < 1:
         raise DatasetError("workers must be >= 1")
-    from ..hands import load_hand_description
-
     for h in settings.hands:
         d = load_hand_description(h)
         for t in settings.grasp_types:
             d.grasp_type(t)  # unknown hand or type: fail before any work
     all_jobs = plan_jobs(settings)
-    from ..objects import load_object
-
     for spec in sorted({j.object for j in all_jobs if not Path(j.object).is_file()}):
         load_object(spec)  # an unknown built-in object fails here, before the folder exists (files load later)
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    from dataclasses import replace
-
     cfg_text = dump_toml(replace(config, device="cpu"))  # the device is where, not what: not a setting
     stored = {k: v for k, v in vars(settings).items()}
     _check_settings_file(root, cfg_text + "\n[dataset]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in stored.items()))
@@ -433,9 +372,6 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
             for b in work:
                 done(run_batch(str(root), b, cfg_text, sett, threads, device))
         else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
             with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
                 futures = [pool.submit(run_batch, str(root), b, cfg_text, sett, threads, device) for b in work]
                 try:
@@ -451,7 +387,7 @@ def build_dataset(root: str | Path, settings: DatasetSettings, config, workers: 
 
 def _run_ray(work, root: str, cfg_text: str, sett: dict, workers: int, address: str | None, done, device: str = "cpu") -> None:
     try:
-        import ray
+        import ray  # optional heavy dependency (graspforge[ray]): imported only when asked for
     except ImportError:
         raise DatasetError("--backend ray needs Ray: pip install 'graspforge[ray]'") from None
     started = False

@@ -317,9 +317,9 @@ class ForceClosureQP:
 
         Differentiable w.r.t. points and normals (Danskin for V; the solve itself is not traced).
         """
-        G = self.grasp_matrix(points, normals, center)
-        res = self.solve(G.detach())
-        return force_closure_energy(G, res.l, self.config)
+        wrenches = self.grasp_matrix(points, normals, center)  # G (B, 6, m K); G elsewhere counts grasps per object
+        res = self.solve(wrenches.detach())
+        return force_closure_energy(wrenches, res.l, self.config)
 
     def _check_mask(self, mask: torch.Tensor) -> torch.Tensor:
         B = self.warm_start.shape[0]

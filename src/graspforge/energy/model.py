@@ -72,8 +72,8 @@ class GraspEnergy:
             return self.qp.energy(p, n_o, center)
         if c.method in ("dexgraspnet", "gendexgrasp"):
             return dexgraspnet_force_closure(p, n_o, center)
-        G = fc.grasp_matrix(p, n_o, center, c.friction, c.torque_weight, c.cone_edges)
-        return c.tdg_weight * tdg_force_closure(G, self.directions)
+        wrenches = fc.grasp_matrix(p, n_o, center, c.friction, c.torque_weight, c.cone_edges)  # (B, 6, m K)
+        return c.tdg_weight * tdg_force_closure(wrenches, self.directions)
 
     def qp_value(self, p: torch.Tensor, n_o: torch.Tensor) -> torch.Tensor:
         """V(G) (B,) of the force-closure QP at these contacts (a fresh solve, whatever the method)."""

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..dataset.grasp_set import GraspSet
 from ..geometry.exact import PreparedMesh, exact_signed_distance
 from ..geometry.sampling import sample_surface
 from ..hands.meshes import LinkMeshes, link_collision_meshes
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
+from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 
 

@@ -33,11 +33,11 @@ import numpy as np
 from .. import __version__
 from .._io import atomic_write_json
 from ..config import EvaluateConfig, dump_toml, physics_protocol
-from ..dataset.grasp_set import GraspSet
 from ..errors import GraspforgeError, ObjectMismatchError
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
-from ..objects import ObjectModel, collision_pieces
+from ..io.grasp_set import GraspSet
+from ..objects import ObjectModel, collision_pieces, load_recorded_object
 from .exact import ExactHandMeshes, exact_grasp_metrics
 from .metrics import summarize, unique_vs_seeds
 from .scene import build_scene
@@ -76,8 +76,6 @@ def check_hand(grasps: GraspSet, desc: HandDescription, where: str = "grasp set"
 def grasp_set_object(grasps: GraspSet, override: str | None = None, where: str = "grasp set") -> ObjectModel:
     """The object a grasp set was made for (its recorded source and scale), checked against the
     recorded content hash; or ``override`` (a mesh or built-in spec), unchecked."""
-    from ..objects import load_recorded_object
-
     if override:
         return load_recorded_object(override, None)  # unchecked, at the spec's own scale
     try:

@@ -10,6 +10,7 @@ from ..geometry.atlas import GridAtlas
 from ..geometry.exact import exact_signed_distance_union
 from ..geometry.sampling import sample_surface
 from .description import HandDescription, _link_parts
+from .loading import _parse
 
 #: link-name fragments that mark finger links in the seven reference hands (others count as palm/base)
 FINGER_WORDS = ("link_1", "link_2", "link_3", "proximal", "middle", "distal", "knuckle", "_L1", "_L2", "finger", "RIQ_link")
@@ -19,7 +20,6 @@ def source_link_parts(desc: HandDescription) -> dict[str, list[tuple[np.ndarray,
     """The exact collision meshes of each link (link frame), re-read from the description's source."""
     if desc.source is None:
         raise HandLoadError(f"hand {desc.name!r} has no source URDF/MJCF to check against (a built-in hand)")
-    from .loading import _parse
 
     parsed = _parse(desc.source)
     out = {}

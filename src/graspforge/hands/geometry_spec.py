@@ -72,10 +72,3 @@ def load_link_mesh(path: Path | str) -> trimesh.Trimesh:
         raise HandLoadError(f"mesh {path} has non-finite vertices")
     _MESH_CACHE[key] = loaded
     return loaded
-
-
-def link_mesh(elements: list[GeometryElement]) -> trimesh.Trimesh | None:
-    """All elements of a link concatenated into one mesh in the link frame (None if there are none)."""
-    if not elements:
-        return None
-    return trimesh.util.concatenate([e.to_trimesh() for e in elements])

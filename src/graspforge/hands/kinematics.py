@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import HandLoadError
-from ..geometry.rotations import quaternion_to_matrix, rot6d_to_matrix
+from ..geometry.rotations import quaternion_to_matrix, rot6d_to_matrix, transform_np
 
 FIXED, REVOLUTE, PRISMATIC = 0, 1, 2
 JOINT_TYPES = {"fixed": FIXED, "revolute": REVOLUTE, "continuous": REVOLUTE, "prismatic": PRISMATIC}
@@ -188,8 +188,6 @@ class KinematicTree:
 
         Deliberately a plain per-link loop (an independent check of the batched torch code).
         """
-        from ..geometry.rotations import transform_np
-
         qv = self.joint_values(np.asarray(q, np.float64))
         T = np.zeros((self.num_links, 4, 4))
         T[0] = np.eye(4)

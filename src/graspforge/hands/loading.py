@@ -13,7 +13,9 @@ from .. import __version__
 from .._io import cache_dir
 from ..errors import HandLoadError, UnknownNameError
 from .description import FORMAT_VERSION, BuildOptions, HandDescription, build_hand_description
+from .mjcf import parse_mjcf
 from .model import HandModel
+from .urdf import parse_urdf
 
 BUILTIN_DIR = Path(__file__).parent / "data"
 
@@ -82,14 +84,10 @@ def _parse(path: Path, angle: str | None = None):
     """Parse a URDF or MJCF; ``angle`` ("degree" / "radian") overrides an MJCF's angle unit."""
     suffix = path.suffix.lower()
     if suffix == ".urdf":
-        from .urdf import parse_urdf
-
         if angle == "degree":
             raise HandLoadError(f"{path}: a URDF's angles are radians; --angle degree applies to MJCF files only")
         return parse_urdf(path)
     if suffix == ".xml" or suffix == ".mjcf":
-        from .mjcf import parse_mjcf
-
         return parse_mjcf(path, angle=angle)
     raise HandLoadError(f"{path}: not a URDF (.urdf) or MJCF (.xml) file")
 

@@ -16,6 +16,7 @@ import trimesh
 
 from ..errors import HandLoadError
 from ..geometry.atlas import LinkGrid
+from .checks import source_link_parts
 from .description import HandDescription
 
 MeshPart = tuple[np.ndarray, np.ndarray]  # (V, 3) vertices in the link frame, m; (F, 3) faces
@@ -65,8 +66,6 @@ def link_collision_meshes(desc: HandDescription) -> LinkMeshes:
     Raises :class:`HandLoadError` (naming the file) when the source meshes cannot be read.
     """
     if desc.source is not None:
-        from .checks import source_link_parts
-
         return LinkMeshes(source_link_parts(desc), "source")
     parts: dict[str, list[MeshPart]] = {}
     for l, name in enumerate(desc.tree.link_names):

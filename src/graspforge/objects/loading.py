@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import trimesh
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import MeshLoadError
 from ..geometry.exact import winding_number
@@ -86,8 +89,6 @@ def _sniff_file_type(head: bytes, size: int) -> str | None:
 
 
 def _read_with_trimesh(path: Path, file_type: str) -> tuple[np.ndarray, np.ndarray]:
-    import trimesh
-
     with warnings.catch_warnings():
         # parsers warn about textures, materials and odd lines; the checks below are what count
         warnings.simplefilter("ignore")
@@ -279,8 +280,6 @@ def _union_overlapping_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, 
     Done only when every part is closed and outward (the union is then well defined); anything
     else is left as it is.
     """
-    import trimesh
-
     mesh = trimesh.Trimesh(v, f, process=False, validate=False)
     if mesh.body_count < 2 or mesh.body_count > 256:
         return v, f, ""
@@ -306,10 +305,6 @@ def _union_overlapping_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _orient_parts(v: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, str]:
-    import trimesh
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     mesh = trimesh.Trimesh(v, f, process=False, validate=False)
     note = []
     if not mesh.is_winding_consistent:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
+import trimesh
 
 from .._io import cache_dir, cached_npz, sha256_arrays
 from ..errors import MeshLoadError, ObjectMismatchError, UnknownNameError
@@ -177,8 +178,6 @@ class ObjectModel:
     @property
     def mesh(self):
         """The mesh as a :class:`trimesh.Trimesh` (built once; do not modify it)."""
-        import trimesh
-
         return self._get("mesh", lambda: trimesh.Trimesh(self.vertices, self.faces, process=False, validate=False))
 
     @property

@@ -19,6 +19,7 @@ import re
 from typing import Any, Callable
 
 import numpy as np
+import trimesh
 
 from ..errors import MeshLoadError, UnknownNameError
 
@@ -31,8 +32,6 @@ def _positive(name: str, **values: float) -> None:
 
 def box(extents: tuple[float, float, float] = (0.06, 0.06, 0.06)):
     """Axis-aligned box with side lengths ``extents`` (m)."""
-    import trimesh
-
     ex, ey, ez = extents
     _positive("box", extents_x=ex, extents_y=ey, extents_z=ez)
     return trimesh.creation.box(extents=(ex, ey, ez))
@@ -40,16 +39,12 @@ def box(extents: tuple[float, float, float] = (0.06, 0.06, 0.06)):
 
 def cylinder(radius: float = 0.03, height: float = 0.1, sections: int = 64):
     """Closed cylinder along z: ``radius``, ``height`` (m), ``sections`` sides of the polygon."""
-    import trimesh
-
     _positive("cylinder", radius=radius, height=height)
     return trimesh.creation.cylinder(radius=radius, height=height, sections=max(int(sections), 3))
 
 
 def sphere(radius: float = 0.035, subdivisions: int = 4):
     """Icosphere of ``radius`` (m); ``subdivisions`` 4 gives 5120 faces and 0.25% less volume."""
-    import trimesh
-
     _positive("sphere", radius=radius)
     return trimesh.creation.icosphere(subdivisions=min(max(int(subdivisions), 1), 6), radius=radius)
 
@@ -57,8 +52,6 @@ def sphere(radius: float = 0.035, subdivisions: int = 4):
 def capsule(radius: float = 0.025, height: float = 0.06, sections: int = 32):
     """Capsule along z: hemispheres of ``radius`` (m) whose centres are ``height`` (m) apart,
     so the total length is ``height + 2 * radius``."""
-    import trimesh
-
     _positive("capsule", radius=radius, height=height)
     n = max(int(sections), 4)
     return trimesh.creation.capsule(height=height, radius=radius, count=(n, n))
@@ -66,8 +59,6 @@ def capsule(radius: float = 0.025, height: float = 0.06, sections: int = 32):
 
 def torus(major_radius: float = 0.04, minor_radius: float = 0.012, sections: int = 64):
     """Ring in the xy plane: tube of ``minor_radius`` (m) around a circle of ``major_radius`` (m)."""
-    import trimesh
-
     _positive("torus", major_radius=major_radius, minor_radius=minor_radius)
     if minor_radius >= major_radius:
         raise MeshLoadError(
@@ -92,8 +83,6 @@ def mug(
 
     Built with exact booleans (manifold3d), so the result is one closed solid of real thickness.
     """
-    import trimesh
-
     _positive("mug", radius=radius, height=height, wall=wall, bottom=bottom,
               handle_radius=handle_radius, handle_thickness=handle_thickness)
     if wall >= radius:

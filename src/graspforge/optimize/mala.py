@@ -126,7 +126,9 @@ class GraspOptimizer:
         with torch.enable_grad():
             total, terms = self.energy_fn(x, contacts)
             (grad,) = torch.autograd.grad(total.sum(), x)
-        return total.detach(), {k: v.detach() for k, v in terms.items()}, grad.detach()
+        # contiguous: autograd may hand back a broadcast (stride-0) gradient, e.g. of a term constant
+        # in some coordinates, which the in-place row updates of the state cannot write into
+        return total.detach(), {k: v.detach() for k, v in terms.items()}, grad.detach().contiguous()
 
     def _accepted(self, mask: torch.Tensor) -> None:
         if self.on_accept is not None:

@@ -14,19 +14,33 @@ from __future__ import annotations
 import base64
 import html
 import json
+import multiprocessing as mp
 import os
 import platform
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import markdown
 import numpy as np
+import torch
 
 from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
-from ..config import ENERGY_METHODS, OPTIMIZERS, OptimizerConfig
+from ..config import (ENERGY_METHODS, OPTIMIZERS, EvaluateConfig, GenerateConfig, MetricsConfig, OptimizerConfig, dump_toml,
+                      load_config, tomllib)
+from ..dataset.build import expand_objects
 from ..errors import GraspforgeError
+from ..evaluate.metrics import unique_vs_seeds
+from ..evaluate.run import evaluate_grasp_set, grasp_set_object, pool_rows, settings_key, summary_row, write_evaluation
+from ..hands import load_hand, load_hand_description
+from ..io.grasp_set import GraspSet
+from ..objects import load_object
+from ..synthesis import synthesize
+from ..viz.figure import figure_png
+from ..viz.heatmap import CONTACT_DISTANCE, contact_heatmaps
 
 #: the paper's Table 1 (METHOD.md s. 9): UGR % / H per hand under its Isaac Lab protocol, 50 DexGraspNet objects
 PAPER_HANDS = ("allegro", "shadow_hand", "robotiq3", "robotiq2", "ability_hand")
@@ -128,8 +142,6 @@ def _safe(s: str) -> str:
 
 
 def _config_toml(setting: Setting, grasps: int, iterations: int | None, seed: int) -> str:
-    from ..config import GenerateConfig, dump_toml, load_config
-
     o = {"grasps": grasps, "contacts": setting.contacts, "energy.method": setting.method, "optimizer.name": setting.optimizer, "seed": seed}
     if iterations is not None:
         o["optimizer.iterations"] = iterations
@@ -142,14 +154,6 @@ def run_unit(folder: str, hand: str, setting: dict, objects: list[tuple[str, str
     protocols plus exact geometry, and write ``OBJECT.npz`` / ``.eval.json`` / ``.run.json``.
 
     Top-level and plain-data driven, so a process pool can run it."""
-    import torch
-
-    from ..config import EvaluateConfig, load_config, tomllib
-    from ..evaluate.run import evaluate_grasp_set, settings_key, write_evaluation
-    from ..hands import load_hand
-    from ..objects import load_object
-    from ..synthesis import synthesize
-
     torch.set_num_threads(max(1, int(threads)))
     s = Setting(**setting)
     cfg = load_config(overrides=tomllib.loads(config_toml))
@@ -193,9 +197,6 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
 
     ``device`` runs synthesis there (``cuda``); it is not part of the folder's schedule, so a report
     may pool units made on different devices. Evaluation always runs on CPU cores."""
-    from ..dataset.build import expand_objects
-    from ..hands import load_hand_description
-
     bench.validate()
     out = Path(out)
     objects = expand_objects(bench.objects)
@@ -249,9 +250,6 @@ def run_paper_bench(bench: PaperBench, out: str | Path, workers: int = 1, progre
                 if progress is not None:
                     progress(p)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
         with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(run_unit, *u, threads, device) for u in units]
             try:
@@ -277,8 +275,6 @@ def _sidecars(folder: Path) -> list[tuple[dict, dict]]:
 
 def collect(out: str | Path) -> dict:
     """Pooled figures per (setting, hand) from the files under ``out/runs`` (see :func:`pool_rows`)."""
-    from ..evaluate.run import pool_rows, summary_row
-
     table: dict[str, dict] = {}
     runs = Path(out) / "runs"
     for hand_dir in sorted(p for p in runs.glob("*") if p.is_dir()):
@@ -304,10 +300,6 @@ def _mean_curve(curves: list[list]) -> list[tuple[int, float]]:
 
 def seeds_curves(out: str | Path) -> dict[str, dict[str, dict[int, int]]]:
     """Unique successful grasps (reference protocol) vs seeds, per hand and setting."""
-    from ..config import MetricsConfig
-    from ..dataset.grasp_set import GraspSet
-    from ..evaluate.metrics import unique_vs_seeds
-
     res: dict[str, dict[str, dict[int, int]]] = {}
     for f in sorted((Path(out) / "seeds").glob("*/*/*.npz")):
         gs = GraspSet.load(f)
@@ -320,8 +312,6 @@ def seeds_curves(out: str | Path) -> dict[str, dict[str, dict[int, int]]]:
 
 
 def _fig_png(fig) -> bytes:
-    from ..viz.figure import figure_png
-
     return figure_png(fig, dpi=110, bbox_inches="tight")
 
 
@@ -392,11 +382,6 @@ def write_heatmaps(out: str | Path, table: dict, hand_specs: list[str]) -> list[
     """Contact heatmaps (the paper's hand figures): per hand, one PNG per grasp type under
     ``out/heatmaps``, from that type's first row in the paper's order (GraspQP + MALA*, 12 contacts,
     where run), over every grasp generated on every object."""
-    from ..dataset.grasp_set import GraspSet
-    from ..evaluate.run import grasp_set_object
-    from ..hands import load_hand_description
-    from ..viz.heatmap import contact_heatmaps
-
     out = Path(out)
     descs = {d.name: d for d in (load_hand_description(h) for h in hand_specs)}
     objects: dict[tuple, object] = {}  # one load per mesh: the rows share their objects
@@ -423,7 +408,6 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
     """Write ``report.md``, ``report.html`` and the PNG plots from the files under ``out``
     (``heatmaps``: also the contact heatmaps, which load every object's mesh)."""
     import mujoco
-    import torch
 
     out = Path(out)
     meta_p = out / "bench.json"
@@ -437,8 +421,6 @@ def write_report(out: str | Path, heatmaps: bool = True) -> Path:
     pngs = _plots(table, seeds)
     for name, data in pngs.items():
         atomic_write_bytes(out / name, data)
-    from ..viz.heatmap import CONTACT_DISTANCE
-
     heat_md = []
     if heatmaps:
         for path in write_heatmaps(out, table, meta["hands"]):
@@ -510,8 +492,6 @@ def rerun_command(meta: dict) -> str:
 def _html(md: str, pngs: dict[str, bytes]) -> str:
     """The report as one standalone page: Python-Markdown (with tables) renders ``md``; the PNGs
     it names are inlined as data URIs so the page needs no other file."""
-    import markdown
-
     # Markdown passes raw HTML through, and object names come from users' file names: the report
     # itself has no HTML, so every <, > and & is text
     body = markdown.markdown(html.escape(md, quote=False), extensions=["tables"], output_format="html")

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import trimesh
+from scipy.spatial import cKDTree
 
-from ..dataset.grasp_set import GraspSet
 from ..evaluate.run import check_hand
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..hands.structure import to_root
+from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .scene import HandDisplay, VizError
 from .figure import save_figure
@@ -61,9 +63,7 @@ def render_contact_heatmap(desc: HandDescription, frequency: np.ndarray, path: s
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import trimesh
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-    from scipy.spatial import cKDTree
 
     freq = np.asarray(frequency, np.float64)
     if freq.shape != (len(desc.surface_points),):

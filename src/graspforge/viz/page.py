@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write_text
-from ..dataset.grasp_set import GraspSet
+from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .scene import DISPLAY_CELL, HandDisplay, VizError, check_indices, decimate, grasp_hand_mesh
 

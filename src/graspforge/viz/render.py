@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset.grasp_set import GraspSet
+from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .page import grasp_summary
 from .scene import HandDisplay, check_indices, decimate, grasp_hand_mesh

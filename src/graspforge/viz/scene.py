@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..dataset.grasp_set import GraspSet
 from ..errors import GraspforgeError
 from ..geometry.rotations import quaternion_to_matrix
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
+from ..io.grasp_set import GraspSet
 
 #: vertex-clustering cell for display meshes (m): 2 mm keeps fingers round at a tenth of the triangles
 DISPLAY_CELL = 0.002
