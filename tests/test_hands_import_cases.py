@@ -142,6 +142,50 @@ def test_symmetric_ranges_without_servos_name_the_closing_flag(tmp_path, hands_d
         import_hand(path, "g3", options=BuildOptions(closing={"nope": 1}))
 
 
+def drawn_open_gripper_xml(ref: float) -> str:
+    """Two hinged fingers drawn (at joint ``ref``) spread apart; range 0..1.5 all positive, and
+    *decreasing* the joint closes them - the Jaco's layout (robosuite closes it by lowering ctrl)."""
+    return f"""<mujoco model="drawn_open"><compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.05 0.02 0.01"/>
+      <body name="left" pos="-0.03 0 0.01" euler="0 -0.6 0">
+        <joint name="left_j" axis="0 -1 0" range="0 1.5" ref="{ref}"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+      <body name="right" pos="0.03 0 0.01" euler="0 0.6 0">
+        <joint name="right_j" axis="0 1 0" range="0 1.5" ref="{ref}"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_ranges_are_measured_from_the_drawn_pose_ref(tmp_path, hands_dir):
+    d, _ = import_hand(write(tmp_path, "g.xml", drawn_open_gripper_xml(ref=1.1)), "g")
+    inf = d.provenance["inferred"]["closing"]
+    assert inf["left_j"] == {"sign": -1, "from": "range from ref"} and inf["right_j"]["sign"] == -1
+    # MuJoCo is the reference: lowering the joints really brings the fingertips together
+    m = mujoco.MjModel.from_xml_path(str(tmp_path / "g.xml"))
+    data = mujoco.MjData(m)
+
+    def gap(q: float) -> float:
+        data.qpos[:] = q
+        mujoco.mj_kinematics(m, data)
+        tips = [data.xpos[m.body(n).id] + data.xmat[m.body(n).id].reshape(3, 3) @ [0, 0, 0.05] for n in ("left", "right")]
+        return float(np.linalg.norm(tips[0] - tips[1]))
+
+    assert gap(0.0) < gap(1.5) - 0.05
+    # the open pose is curled a little from the drawn pose towards closed, not parked at the closed end 0
+    np.testing.assert_allclose(d.canonical_q, [1.1 * 0.85] * 2, atol=1e-9)
+    assert gap(float(d.canonical_q[0])) > gap(0.0) + 0.04
+    # without a ref the same range reads as flexion from 0 (URDF convention), closing upwards
+    d0, _ = import_hand(write(tmp_path, "g0.xml", drawn_open_gripper_xml(ref=0.0)), "g0")
+    assert d0.provenance["inferred"]["closing"]["left_j"] == {"sign": 1, "from": "range"}
+
+
 # -- couplings from tendons ------------------------------------------------------------------------
 
 TENDONS = """

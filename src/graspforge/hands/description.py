@@ -418,16 +418,23 @@ def stage_link_meshes(parsed: ParsedHand, tree: KinematicTree, opt: BuildOptions
     return link_elements, meshes
 
 
+def neutral_pose(tree: KinematicTree, parsed: ParsedHand) -> np.ndarray:
+    """(D,) the joint values at which the file draws the hand (MJCF ``ref``, else 0), rad or m."""
+    return np.array([float(parsed.reference_q.get(n, 0.0)) for n in tree.actuated_joints])
+
+
 def _closing(tree: KinematicTree, parsed: ParsedHand, centres: np.ndarray, has: np.ndarray, opt: BuildOptions):
-    """Closing sign per joint and its source: ``--closing`` beats the joint range, which beats the
-    servo ctrlrange (for symmetric ranges)."""
+    """Closing sign per joint and its source: ``--closing`` beats the joint range (measured from the
+    drawn pose, :func:`neutral_pose`), which beats the servo ctrlrange (for symmetric ranges)."""
     cmd = np.full((tree.dof, 2), np.nan)
     for j, name in enumerate(tree.actuated_joints):
         if name in parsed.command_ranges:
             cmd[j] = parsed.command_ranges[name]
-    closing = structure.closing_directions(tree, centres, has)
-    source = ["range" if c else "-" for c in closing]
-    hinted = structure.closing_directions(tree, centres, has, command_ranges=cmd)
+    neutral = neutral_pose(tree, parsed)
+    closing = structure.closing_directions(tree, centres, has, neutral=neutral)
+    source = ["range" if c == 0 or neutral[j] == 0 else "range from ref" for j, c in enumerate(closing)]
+    source = [s if c else "-" for s, c in zip(source, closing)]
+    hinted = structure.closing_directions(tree, centres, has, command_ranges=cmd, neutral=neutral)
     for j in np.flatnonzero((closing == 0) & (hinted != 0)):
         closing[j], source[j] = hinted[j], "servo ctrlrange"
     for name, sign in opt.closing.items():
@@ -457,7 +464,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
         meshes.pop(names[l])
     has = np.array([n in meshes for n in names])
     closing, source = _closing(tree, parsed, centres, has, opt)
-    canonical = structure.open_pose(tree, closing)
+    canonical = structure.open_pose(tree, closing, neutral_pose(tree, parsed))
     if "canonical_list" in known and len(known["canonical_list"]) == tree.dof:
         canonical = np.asarray(known["canonical_list"], float)
     for j, v in known.get("canonical", {}).items():

@@ -417,7 +417,8 @@ def parse_mjcf(path: str | Path, angle: str | None = None) -> ParsedHand:
     notes["couplings_from"] = used
     name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, root) or path.stem
     return ParsedHand(name=name, tree=tree, collisions=collisions, visuals=visuals, source=path, warnings=warnings,
-                      notes=notes, command_ranges={_name(m, J, j): r for j, r in commands.items()})
+                      notes=notes, command_ranges={_name(m, J, j): r for j, r in commands.items()},
+                      reference_q={_name(m, J, j): float(m.qpos0[m.jnt_qposadr[j]]) for j in moving if m.qpos0[m.jnt_qposadr[j]] != 0.0})
 
 
 def compile_without_missing_meshes(path: str | Path):
