@@ -688,7 +688,7 @@ def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, know
     facing = float(np.einsum("cij,cj->ci", Tc[contact_links, :3, :3], contact_normals).mean(0) @ approach)
     tips = structure.leaf_links(tree, st.has_geometry)
     reach = float((structure.to_root(Tc, tips, st.centres[tips]).mean(0) - structure.to_root(Tc, st.palm, st.centres[st.palm])) @ approach) if tips else 0.0
-    if facing < -0.2 or (facing <= 0 and reach < 0):
+    if approach_points_away(facing, reach):
         why = (f"the contact candidates face against it (mean normal . approach = {facing:.2f}) and the fingertips lie "
                f"{reach * 1000:.0f} mm along it from the palm")
         if how != "inferred":  # the user's or the reference's word: kept, but said
@@ -698,6 +698,25 @@ def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, know
                             f"flipped to {np.round(-approach, 3).tolist()}; pass --approach to choose another")
             approach, how = -approach, how + ", flipped"
     return approach, up, how
+
+
+#: Fingertips this far (m) ahead of the palm along the approach axis make it a fingertips-first
+#: approach whatever way the candidates face.
+TIPS_AHEAD = 0.02
+
+
+def approach_points_away(facing: float, reach: float) -> bool:
+    """Whether an approach axis points away from the hand's grasping side.
+
+    ``facing``: mean contact-candidate normal . approach in the open pose (hands that approach palm
+    first: clearly positive); ``reach`` (m): fingertips' mean position minus the palm's along the
+    approach (grippers that approach fingertips first: clearly positive). Away when the fingertips
+    lie behind the palm and the candidates do not face along it, or when the candidates face against
+    it and the fingertips are not ahead either. A gripper whose curled pads face back towards its
+    palm (the Robotiq 3-finger: facing -0.21, tips 142 mm ahead) approaches fingertips first; that
+    is not away.
+    """
+    return (reach < 0 and facing <= 0) or (facing < -0.2 and reach < TIPS_AHEAD)
 
 
 def _axis_name(v: np.ndarray) -> str:
