@@ -186,6 +186,63 @@ def test_ranges_are_measured_from_the_drawn_pose_ref(tmp_path, hands_dir):
     assert d0.provenance["inferred"]["closing"]["left_j"] == {"sign": 1, "from": "range"}
 
 
+LINKAGE_GRIPPER = """<mujoco model="linkage"><compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.05 0.02 0.01"/>
+      <body name="left" pos="-0.04 0 0.01">
+        <joint name="left_j" axis="0 1 0" range="0 0.7"/>
+        <geom type="box" size="0.004 0.01 0.04" pos="0 0 0.04"/>
+      </body>
+      <body name="left_bar" pos="-0.02 0 0.01">
+        <joint name="left_bar_j" axis="0 1 0" range="-1 1"/>
+        <geom type="box" size="0.004 0.01 0.012" pos="0 0 0.012"/>
+      </body>
+      <body name="right" pos="0.04 0 0.01">
+        <joint name="right_j" axis="0 -1 0" range="0 0.7"/>
+        <geom type="box" size="0.004 0.01 0.04" pos="0 0 0.04"/>
+      </body>
+      <body name="right_bar" pos="0.02 0 0.01">
+        <joint name="right_bar_j" axis="0 -1 0" range="-1 1"/>
+        <geom type="box" size="0.004 0.01 0.012" pos="0 0 0.012"/>
+      </body>
+    </body>
+  </worldbody>
+  <equality>
+    <joint joint1="left_bar_j" joint2="left_j" polycoef="0 -0.3 0 0 0"/>
+    <joint joint1="right_bar_j" joint2="right_j" polycoef="0 -0.3 0 0 0"/>
+  </equality>
+</mujoco>
+"""
+
+
+def test_linkage_bar_swinging_outwards_gets_no_candidates_on_its_outside(tmp_path, hands_dir):
+    """A bar beside each finger, driven by the finger's joint but swinging the other way (robosuite's
+    Robotiq 2F-140 inner knuckles): its closing side is its outside; no candidate may face away from
+    the fingertips there."""
+    from graspforge.hands import structure
+
+    d, _ = import_hand(write(tmp_path, "lk.xml", LINKAGE_GRIPPER), "lk")
+    assert [f for f in d.provenance["inferred"]["fingers"]] == [["left"], ["right"]]  # the bars are linkage, not fingers
+    t, q = d.tree, d.canonical_q
+    T = t.forward_numpy(q)
+    L = d.contact_links
+    p = np.einsum("cij,cj->ci", T[L, :3, :3], d.contact_points) + T[L, :3, 3]
+    n = np.einsum("cij,cj->ci", T[L, :3, :3], d.contact_normals)
+    tips = [t.link_index("left"), t.link_index("right")]
+    centre = np.mean([T[l, :3, 3] + T[l, :3, :3] @ [0, 0, 0.04] for l in tips], 0)
+    on_bar = np.isin(L, [t.link_index("left_bar"), t.link_index("right_bar")])
+    assert np.all(np.einsum("ci,ci->c", n[on_bar], centre - p[on_bar]) > 0)
+    assert (~on_bar).sum() >= 8  # the fingers keep theirs
+    # the closing velocity alone would have put candidates on the bar's outer face
+    bar = t.link_index("left_bar")
+    pts = np.array([[-0.004, 0.0, 0.012], [0.004, 0.0, 0.012]])  # outer (-x) and inner (+x) faces, bar frame
+    nrm = np.array([[-1.0, 0, 0], [1.0, 0, 0]])
+    closing = np.array([1.0, 1.0])
+    alone = structure.palmar_mask(t, q, closing, np.full(2, bar), pts, nrm, 0, [], np.zeros((t.num_links, 3)))
+    assert alone.tolist() == [True, False]
+
+
 # -- couplings from tendons ------------------------------------------------------------------------
 
 TENDONS = """

@@ -246,6 +246,9 @@ def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: 
     Finger links: the outward normal points along the point's closing velocity (within ~66 deg).
     Palm: the normal points along the mean closing velocity of the fingers' proximal links (the
     palm faces where the fingers fold to); a gripper whose fingers close sideways has no palmar palm.
+    Links on no finger (linkage bars beside a finger, as the Robotiq 2F-140's inner knuckles, which
+    robosuite's file swings *outwards* as the gripper closes): also the normal must face the
+    fingertips' centre, or their "palmar" side is their outside, which no grasp touches.
     """
     T = tree.forward_numpy(q)
     n_w = np.einsum("nij,nj->ni", T[links, :3, :3], normals)
@@ -255,6 +258,13 @@ def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: 
     moving = speed > 1e-9
     mask[moving] = np.einsum("ni,ni->n", n_w[moving], v[moving]) > PALMAR_COS * speed[moving]
     on_palm = links == palm
+    on_finger = np.isin(links, [l for f in fingers for l in f.links])
+    off = ~on_finger & ~on_palm
+    if off.any() and fingers:
+        tips = np.array([f.tip for f in fingers])
+        centre = to_root(T, tips, centres[tips]).mean(0)
+        p_w = to_root(T, links[off], points[off])
+        mask[off] &= np.einsum("ni,ni->n", n_w[off], centre - p_w) > 0
     if on_palm.any() and fingers:
         base = np.array([f.links[0] for f in fingers])
         fv = closing_velocity(tree, q, closing, base, centres[base])
