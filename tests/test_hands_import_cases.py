@@ -377,6 +377,18 @@ def test_cli_import_prints_what_it_inferred_and_takes_the_flags(tmp_path, hands_
     assert "expected JOINT=+1" in capsys.readouterr().err
 
 
+def test_python_default_geometry_is_the_clis(tmp_path, hands_dir):
+    """import_hand() without options builds what `hands import` builds: each link's hull."""
+    path = write(tmp_path, "g.xml", gripper_xml())
+    d, _ = import_hand(path, "py")
+    assert main(["hands", "import", str(path), "--name", "cli"]) == 0
+    c = load_hand_description("cli")
+    assert d.provenance["inferred"]["link_geometry"] == c.provenance["inferred"]["link_geometry"] == "hull"
+    assert len(d.grids) == len(c.grids)
+    for a, b in zip(d.grids, c.grids):  # saved grids are stored at reduced precision (~8 um here)
+        np.testing.assert_allclose(a.values, b.values, atol=2e-5)
+
+
 def test_hull_geometry_is_what_evaluate_simulates(tmp_path, hands_dir):
     """A concave link (a U-shaped pad holder): ``--geometry hull`` (the CLI's default) synthesises
     against its convex hull, which is what evaluate collides for an imported hand; mesh keeps the U."""

@@ -58,7 +58,9 @@ class GraspType:
 
 @dataclass
 class BuildOptions:
-    """Parameters of :func:`build_hand_description` (defaults are the values the built-ins use)."""
+    """Parameters of :func:`build_hand_description`. The defaults are what ``graspforge hands
+    import`` uses; the built-ins differ only in ``keep_above_palm=True`` and ``link_geometry="mesh"``
+    (tools/build_builtin_hands.py: they reproduce the reference layout)."""
 
     grid_spacing: float = 0.0015  # m, link distance grids (max error vs the exact meshes < 1 mm, bench_hands.py)
     grid_margin: float = 0.005  # m, grown around each link's box
@@ -83,9 +85,10 @@ class BuildOptions:
     closing: dict = field(default_factory=dict)  # {joint: +1 | -1 | 0}
     approach: str | None = None
     up: str | None = None
-    # "mesh": distance grids of the exact link meshes; "hull": of each link's convex hull, which is
-    # what evaluate simulates for an imported hand (one hull per link)
-    link_geometry: str = "mesh"
+    # "hull": distance grids of each link's convex hull, which is what evaluate simulates for an
+    # imported hand (one hull per link; the CLI's default too); "mesh": of the exact link meshes
+    # (the built-ins, whose reference layout was made on them)
+    link_geometry: str = "hull"
     angle: str | None = None  # MJCF angle unit override: "degree" | "radian" (None: the file's)
 
 
