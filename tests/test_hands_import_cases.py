@@ -313,12 +313,15 @@ def test_prefixed_hand_on_a_forearm(tmp_path, hands_dir):
     assert inf["thumb"] == "robot0:thdistal"
     assert "robot0:thdistal" in d.grasp_types["pinch"].links and len(d.grasp_types["pinch"].links) == 2
     assert inf["closing"]["robot0:WRJ"]["sign"] == 0  # the wrist moves the palm: not a closing joint
+    # the palm sits 0.15 m up the forearm from the root: synthesis would place the forearm's end at the object
+    assert any("pass --root-link robot0:palm (the joints above it, robot0:WRJ, go with it)" in w for w in d.warnings)
     # the palm faces +z in the palm's frame, which sits at the forearm's origin here
     np.testing.assert_allclose(d.approach_axis, [0, 0, 1], atol=0.15)
     # --root-link: the hand starts at the palm; the wrist joint and the forearm are gone
     d2, _ = import_hand(path, "toy2", options=BuildOptions(root_link="robot0:palm"))
     assert d2.tree.link_names[0] == "robot0:palm" and "robot0:forearm" not in d2.tree.link_names
     assert d2.dof == d.dof - 1 and "robot0:WRJ" not in d2.joint_names
+    assert not any("--root-link" in w for w in d2.warnings)
     np.testing.assert_allclose(d2.approach_axis, [0, 0, 1], atol=0.15)
     with pytest.raises(HandLoadError, match="--root-link"):
         import_hand(path, "toy3", options=BuildOptions(root_link="robot0:elbow"))

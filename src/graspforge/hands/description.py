@@ -493,6 +493,19 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
             warnings.append(f"finger ending at {names[f.tip]!r}: none of its joints ({', '.join(js)}) has a closing direction "
                             f"(ranges symmetric about 0, no servo ctrlrange): it gets no palmar candidates; pass "
                             f"--closing {js[0]}=+1 or -1")
+    # geometry above the palm went (a forearm, a wrist mount), but the hand is still rooted there:
+    # synthesis places the root near the object, so a palm far from the root starts far from it
+    # (gymnasium-robotics' Shadow: palm 0.30 m up the forearm from its mount, 44 % strict on the apple
+    # rooted at the mount, 94 % rooted at the palm)
+    if above and opt.root_link is None:
+        Tc = tree.forward_numpy(canonical)
+        off = float(np.linalg.norm(structure.to_root(Tc, palm, centres[palm])))
+        if off > PALM_FAR_FROM_ROOT:
+            arm = [tree.actuated_joints[j] for j in np.flatnonzero(structure.arm_joints(tree, palm))]
+            warnings.append(f"the palm {names[palm]!r} is {off * 1000:.0f} mm from the root {names[0]!r} (links above it "
+                            f"dropped: {', '.join(names[l] for l in above)}): synthesis would place the root, not the palm, "
+                            f"near the object; pass --root-link {names[palm]}"
+                            + (f" (the joints above it, {', '.join(arm)}, go with it)" if arm else ""))
     if len(fingers) >= 3 and not any(f.thumb for f in fingers):
         warnings.append(f"no thumb found among the fingers ending at {', '.join(names[f.tip] for f in fingers)}: "
                         "no pinch grasp type; pass --thumb LINK")
@@ -702,6 +715,10 @@ def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, know
             approach, how = -approach, how + ", flipped"
     return approach, up, how
 
+
+#: A palm farther than this (m) from the root, with the links between dropped as an arm, gets a
+#: --root-link warning: the reference hands' roots are at their palms (within ~0.1 m).
+PALM_FAR_FROM_ROOT = 0.10
 
 #: Fingertips this far (m) ahead of the palm along the approach axis make it a fingertips-first
 #: approach whatever way the candidates face.
