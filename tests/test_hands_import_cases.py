@@ -110,6 +110,13 @@ def test_explicit_degrees_are_not_second_guessed(tmp_path):
     assert not any("angle" in w for w in p.warnings)
 
 
+def test_rigid_tool_is_refused_as_not_a_hand(tmp_path, hands_dir):
+    xml = """<mujoco model="wiper"><worldbody><body name="mount"><geom type="box" size="0.02 0.02 0.02"/>
+      <body name="pad" pos="0 0 0.03"><geom type="box" size="0.03 0.03 0.005"/></body></body></worldbody></mujoco>"""
+    with pytest.raises(HandLoadError, match="no movable joint.*not a hand or gripper"):
+        import_hand(write(tmp_path, "wiper.xml", xml), "wiper")
+
+
 # -- closing directions from servos ----------------------------------------------------------------
 
 def test_symmetric_ranges_close_the_way_the_servos_go(tmp_path, hands_dir):

@@ -794,6 +794,9 @@ def build_hand_description(
     known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
     sources = [parsed.source]
     tree = stage_couplings(parsed, known, opt)
+    if tree.dof == 0:  # a tool (robosuite's wiping_gripper), not a hand: nothing to close
+        raise HandLoadError(f"{parsed.source}: no movable joint below the root {tree.link_names[0]!r}: a rigid tool, "
+                            "not a hand or gripper (nothing closes)")
     link_elements, meshes = stage_link_meshes(parsed, tree, opt, warnings)
     if not meshes:
         raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")
