@@ -117,6 +117,19 @@ def test_rigid_tool_is_refused_as_not_a_hand(tmp_path, hands_dir):
         import_hand(write(tmp_path, "wiper.xml", xml), "wiper")
 
 
+def test_included_fragment_imports_through_its_includer_and_alone_says_why_not(tmp_path, hands_dir):
+    """gymnasium-robotics' Shadow: robot.xml is a <body> fragment that reach.xml <include>s."""
+    body = gripper_xml().split("<worldbody>")[1].split("</worldbody>")[0]
+    write(tmp_path, "robot.xml", f"<!-- a fragment --><mujoco>{body}</mujoco>")
+    act = gripper_xml().split("</worldbody>")[1].replace("</mujoco>", "")
+    main_xml = f"""<mujoco model="scene"><compiler angle="radian"/>
+      <worldbody><geom name="floor" type="plane" size="1 1 0.1" pos="0 0 -0.5"/><include file="robot.xml"/></worldbody>{act}</mujoco>"""
+    d, _ = import_hand(write(tmp_path, "scene.xml", main_xml), "scene")
+    assert d.tree.link_names[0] == "base" and d.dof == 2
+    with pytest.raises(HandLoadError, match="fragment written to be <include>d"):
+        import_hand(tmp_path / "robot.xml", "frag")
+
+
 # -- closing directions from servos ----------------------------------------------------------------
 
 def test_symmetric_ranges_close_the_way_the_servos_go(tmp_path, hands_dir):
