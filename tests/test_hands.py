@@ -16,9 +16,12 @@ from graspforge.geometry.exact import exact_signed_distance_union
 from graspforge.geometry.sampling import sample_surface
 from graspforge.hands import HandDescription, HandModel, builtin_hand_names, load_hand_description
 from graspforge.hands.checks import FINGER_WORDS, collision_grid_errors
-from graspforge.hands.description import _link_parts
+from graspforge.hands.description import BuildOptions, _link_parts
 from graspforge.hands.loading import BUILTIN_DIR
 from graspforge.hands.urdf import parse_urdf
+
+#: the exact-mesh geometry of the built-ins (the default is each link's hull, as `hands import`)
+MESH = BuildOptions(link_geometry="mesh")
 
 DOF = {"allegro": 16, "shadow_hand": 24, "ability_hand": 6, "panda": 1, "robotiq2": 1, "robotiq3": 11, "schunk_2f": 1}
 
@@ -42,7 +45,7 @@ def test_reference_hand_loads_with_expected_dof(hand):
 def test_contact_candidates_agree_with_reference_dump(hand):
     """The reference dumped the candidates it sampled (contact_infos.json); ours are a different random
     sample of the same surfaces, so compare per-link centroids and normals, not points."""
-    d = load_hand_description(need_shared(HANDS_DIR / hand))
+    d = load_hand_description(need_shared(HANDS_DIR / hand), options=MESH)
     dump_path = next((HANDS_DIR / hand).glob("*/contact_infos.json"))
     dump = json.loads(dump_path.read_text())
     compared = 0
@@ -63,7 +66,7 @@ def test_contact_candidates_agree_with_reference_dump(hand):
 
 @pytest.mark.parametrize("hand", ["allegro", "shadow_hand", "robotiq3"])
 def test_collision_grids_match_exact_link_meshes(hand):
-    errs = collision_grid_errors(load_hand_description(need_shared(HANDS_DIR / hand)), samples_per_link=1500)
+    errs = collision_grid_errors(load_hand_description(need_shared(HANDS_DIR / hand), options=MESH), samples_per_link=1500)
     finger = [e for n, e in errs.items() if any(w in n for w in FINGER_WORDS)]
     assert finger, "no finger links found"
     assert max(e.max() for e in finger) <= 0.002  # the issue's bound on finger links
@@ -73,7 +76,7 @@ def test_collision_grids_match_exact_link_meshes(hand):
 
 def test_hand_signed_distance_in_world_matches_exact():
     """Posed hand: the max over links of the grids vs the exact meshes moved by FK."""
-    d = load_hand_description(need_shared(HANDS_DIR / "allegro"))
+    d = load_hand_description(need_shared(HANDS_DIR / "allegro"), options=MESH)
     parsed = parse_urdf(d.source)
     m = HandModel(d, dtype=torch.float64)
     pose = m.canonical_pose(1)

@@ -110,6 +110,26 @@ def test_explicit_degrees_are_not_second_guessed(tmp_path):
     assert not any("angle" in w for w in p.warnings)
 
 
+def test_rigid_tool_is_refused_as_not_a_hand(tmp_path, hands_dir):
+    xml = """<mujoco model="wiper"><worldbody><body name="mount"><geom type="box" size="0.02 0.02 0.02"/>
+      <body name="pad" pos="0 0 0.03"><geom type="box" size="0.03 0.03 0.005"/></body></body></worldbody></mujoco>"""
+    with pytest.raises(HandLoadError, match="no movable joint.*not a hand or gripper"):
+        import_hand(write(tmp_path, "wiper.xml", xml), "wiper")
+
+
+def test_included_fragment_imports_through_its_includer_and_alone_says_why_not(tmp_path, hands_dir):
+    """gymnasium-robotics' Shadow: robot.xml is a <body> fragment that reach.xml <include>s."""
+    body = gripper_xml().split("<worldbody>")[1].split("</worldbody>")[0]
+    write(tmp_path, "robot.xml", f"<!-- a fragment --><mujoco>{body}</mujoco>")
+    act = gripper_xml().split("</worldbody>")[1].replace("</mujoco>", "")
+    main_xml = f"""<mujoco model="scene"><compiler angle="radian"/>
+      <worldbody><geom name="floor" type="plane" size="1 1 0.1" pos="0 0 -0.5"/><include file="robot.xml"/></worldbody>{act}</mujoco>"""
+    d, _ = import_hand(write(tmp_path, "scene.xml", main_xml), "scene")
+    assert d.tree.link_names[0] == "base" and d.dof == 2
+    with pytest.raises(HandLoadError, match="fragment written to be <include>d"):
+        import_hand(tmp_path / "robot.xml", "frag")
+
+
 # -- closing directions from servos ----------------------------------------------------------------
 
 def test_symmetric_ranges_close_the_way_the_servos_go(tmp_path, hands_dir):
@@ -140,6 +160,107 @@ def test_symmetric_ranges_without_servos_name_the_closing_flag(tmp_path, hands_d
     assert any("--closing right_j=" in w for w in d2.warnings)
     with pytest.raises(HandLoadError, match="not an actuated joint"):
         import_hand(path, "g3", options=BuildOptions(closing={"nope": 1}))
+
+
+def drawn_open_gripper_xml(ref: float) -> str:
+    """Two hinged fingers drawn (at joint ``ref``) spread apart; range 0..1.5 all positive, and
+    *decreasing* the joint closes them - the Jaco's layout (robosuite closes it by lowering ctrl)."""
+    return f"""<mujoco model="drawn_open"><compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.05 0.02 0.01"/>
+      <body name="left" pos="-0.03 0 0.01" euler="0 -0.6 0">
+        <joint name="left_j" axis="0 -1 0" range="0 1.5" ref="{ref}"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+      <body name="right" pos="0.03 0 0.01" euler="0 0.6 0">
+        <joint name="right_j" axis="0 1 0" range="0 1.5" ref="{ref}"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_ranges_are_measured_from_the_drawn_pose_ref(tmp_path, hands_dir):
+    d, _ = import_hand(write(tmp_path, "g.xml", drawn_open_gripper_xml(ref=1.1)), "g")
+    inf = d.provenance["inferred"]["closing"]
+    assert inf["left_j"] == {"sign": -1, "from": "range from ref"} and inf["right_j"]["sign"] == -1
+    # MuJoCo is the reference: lowering the joints really brings the fingertips together
+    m = mujoco.MjModel.from_xml_path(str(tmp_path / "g.xml"))
+    data = mujoco.MjData(m)
+
+    def gap(q: float) -> float:
+        data.qpos[:] = q
+        mujoco.mj_kinematics(m, data)
+        tips = [data.xpos[m.body(n).id] + data.xmat[m.body(n).id].reshape(3, 3) @ [0, 0, 0.05] for n in ("left", "right")]
+        return float(np.linalg.norm(tips[0] - tips[1]))
+
+    assert gap(0.0) < gap(1.5) - 0.05
+    # the open pose is curled a little from the drawn pose towards closed, not parked at the closed end 0
+    np.testing.assert_allclose(d.canonical_q, [1.1 * 0.85] * 2, atol=1e-9)
+    assert gap(float(d.canonical_q[0])) > gap(0.0) + 0.04
+    # without a ref the same range reads as flexion from 0 (URDF convention), closing upwards
+    d0, _ = import_hand(write(tmp_path, "g0.xml", drawn_open_gripper_xml(ref=0.0)), "g0")
+    assert d0.provenance["inferred"]["closing"]["left_j"] == {"sign": 1, "from": "range"}
+
+
+LINKAGE_GRIPPER = """<mujoco model="linkage"><compiler angle="radian"/>
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.05 0.02 0.01"/>
+      <body name="left" pos="-0.04 0 0.01">
+        <joint name="left_j" axis="0 1 0" range="0 0.7"/>
+        <geom type="box" size="0.004 0.01 0.04" pos="0 0 0.04"/>
+      </body>
+      <body name="left_bar" pos="-0.02 0 0.01">
+        <joint name="left_bar_j" axis="0 1 0" range="-1 1"/>
+        <geom type="box" size="0.004 0.01 0.012" pos="0 0 0.012"/>
+      </body>
+      <body name="right" pos="0.04 0 0.01">
+        <joint name="right_j" axis="0 -1 0" range="0 0.7"/>
+        <geom type="box" size="0.004 0.01 0.04" pos="0 0 0.04"/>
+      </body>
+      <body name="right_bar" pos="0.02 0 0.01">
+        <joint name="right_bar_j" axis="0 -1 0" range="-1 1"/>
+        <geom type="box" size="0.004 0.01 0.012" pos="0 0 0.012"/>
+      </body>
+    </body>
+  </worldbody>
+  <equality>
+    <joint joint1="left_bar_j" joint2="left_j" polycoef="0 -0.3 0 0 0"/>
+    <joint joint1="right_bar_j" joint2="right_j" polycoef="0 -0.3 0 0 0"/>
+  </equality>
+</mujoco>
+"""
+
+
+def test_linkage_bar_swinging_outwards_gets_no_candidates_on_its_outside(tmp_path, hands_dir):
+    """A bar beside each finger, driven by the finger's joint but swinging the other way (robosuite's
+    Robotiq 2F-140 inner knuckles): its closing side is its outside; no candidate may face away from
+    the fingertips there."""
+    from graspforge.hands import structure
+
+    d, _ = import_hand(write(tmp_path, "lk.xml", LINKAGE_GRIPPER), "lk")
+    assert [f for f in d.provenance["inferred"]["fingers"]] == [["left"], ["right"]]  # the bars are linkage, not fingers
+    t, q = d.tree, d.canonical_q
+    T = t.forward_numpy(q)
+    L = d.contact_links
+    p = np.einsum("cij,cj->ci", T[L, :3, :3], d.contact_points) + T[L, :3, 3]
+    n = np.einsum("cij,cj->ci", T[L, :3, :3], d.contact_normals)
+    tips = [t.link_index("left"), t.link_index("right")]
+    centre = np.mean([T[l, :3, 3] + T[l, :3, :3] @ [0, 0, 0.04] for l in tips], 0)
+    on_bar = np.isin(L, [t.link_index("left_bar"), t.link_index("right_bar")])
+    assert np.all(np.einsum("ci,ci->c", n[on_bar], centre - p[on_bar]) > 0)
+    assert (~on_bar).sum() >= 8  # the fingers keep theirs
+    # the closing velocity alone would have put candidates on the bar's outer face
+    bar = t.link_index("left_bar")
+    pts = np.array([[-0.004, 0.0, 0.012], [0.004, 0.0, 0.012]])  # outer (-x) and inner (+x) faces, bar frame
+    nrm = np.array([[-1.0, 0, 0], [1.0, 0, 0]])
+    closing = np.array([1.0, 1.0])
+    alone = structure.palmar_mask(t, q, closing, np.full(2, bar), pts, nrm, 0, [], np.zeros((t.num_links, 3)))
+    assert alone.tolist() == [True, False]
 
 
 # -- couplings from tendons ------------------------------------------------------------------------
@@ -212,12 +333,15 @@ def test_prefixed_hand_on_a_forearm(tmp_path, hands_dir):
     assert inf["thumb"] == "robot0:thdistal"
     assert "robot0:thdistal" in d.grasp_types["pinch"].links and len(d.grasp_types["pinch"].links) == 2
     assert inf["closing"]["robot0:WRJ"]["sign"] == 0  # the wrist moves the palm: not a closing joint
+    # the palm sits 0.15 m up the forearm from the root: synthesis would place the forearm's end at the object
+    assert any("pass --root-link robot0:palm (the joints above it, robot0:WRJ, go with it)" in w for w in d.warnings)
     # the palm faces +z in the palm's frame, which sits at the forearm's origin here
     np.testing.assert_allclose(d.approach_axis, [0, 0, 1], atol=0.15)
     # --root-link: the hand starts at the palm; the wrist joint and the forearm are gone
     d2, _ = import_hand(path, "toy2", options=BuildOptions(root_link="robot0:palm"))
     assert d2.tree.link_names[0] == "robot0:palm" and "robot0:forearm" not in d2.tree.link_names
     assert d2.dof == d.dof - 1 and "robot0:WRJ" not in d2.joint_names
+    assert not any("--root-link" in w for w in d2.warnings)
     np.testing.assert_allclose(d2.approach_axis, [0, 0, 1], atol=0.15)
     with pytest.raises(HandLoadError, match="--root-link"):
         import_hand(path, "toy3", options=BuildOptions(root_link="robot0:elbow"))
@@ -244,6 +368,26 @@ def test_approach_flag_and_axis_forms(tmp_path, hands_dir):
     assert any("(--approach) points away from the palm" in w for w in d.warnings)  # kept, but said
 
 
+@pytest.mark.parametrize("facing, reach, away", [
+    (-0.21, 0.142, False),  # Robotiq 3-finger: curled pads face back a little, tips 142 mm ahead: fingertips first
+    (0.41, 0.051, False),   # Shadow: palm first
+    (0.0, 0.094, False),    # a parallel gripper: pads face each other
+    (-0.6, 0.005, True),    # the back of a hand first: candidates face against it, tips not ahead
+    (0.0, -0.16, True),     # a gripper's axis out of its wrist: tips behind the palm
+    (-0.3, -0.01, True),
+])
+def test_approach_points_away_rule(facing, reach, away):
+    from graspforge.hands.description import approach_points_away
+
+    assert approach_points_away(facing, reach) is away
+
+
+def test_builtin_recorded_approach_axes_are_not_flagged():
+    """The recorded axes of the built-ins (regenerated by tools/build_builtin_hands.py) pass the check."""
+    for name in ("robotiq3", "shadow_hand", "allegro"):
+        assert not any("points away" in w for w in load_hand_description(name).warnings), name
+
+
 def test_cli_import_prints_what_it_inferred_and_takes_the_flags(tmp_path, hands_dir, capsys):
     path = write(tmp_path, "g.xml", gripper_xml(compiler='<compiler angle="radian"/>', servos=False))
     assert main(["hands", "import", str(path), "--name", "gcli", "--closing", "left_j=+1", "right_j=-1", "--geometry", "mesh"]) == 0
@@ -254,6 +398,18 @@ def test_cli_import_prints_what_it_inferred_and_takes_the_flags(tmp_path, hands_
     assert load_hand_description("gcli").provenance["inferred"]["link_geometry"] == "mesh"
     assert main(["hands", "import", str(path), "--name", "gbad", "--closing", "left_j=up"]) != 0
     assert "expected JOINT=+1" in capsys.readouterr().err
+
+
+def test_python_default_geometry_is_the_clis(tmp_path, hands_dir):
+    """import_hand() without options builds what `hands import` builds: each link's hull."""
+    path = write(tmp_path, "g.xml", gripper_xml())
+    d, _ = import_hand(path, "py")
+    assert main(["hands", "import", str(path), "--name", "cli"]) == 0
+    c = load_hand_description("cli")
+    assert d.provenance["inferred"]["link_geometry"] == c.provenance["inferred"]["link_geometry"] == "hull"
+    assert len(d.grids) == len(c.grids)
+    for a, b in zip(d.grids, c.grids):  # saved grids are stored at reduced precision (~8 um here)
+        np.testing.assert_allclose(a.values, b.values, atol=2e-5)
 
 
 def test_hull_geometry_is_what_evaluate_simulates(tmp_path, hands_dir):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import HANDS_DIR, need_shared
+from graspforge.hands.description import BuildOptions
 from graspforge.geometry.rotations import matrix_to_quaternion, matrix_to_rot6d, quaternion_to_matrix, rot6d_to_matrix
 from graspforge.hands import HandModel, load_hand_description
 from graspforge.hands.description import _apply_couplings
@@ -63,7 +64,7 @@ def test_builtin_allegro_matches_urdf_allegro():
     """The built-in hand (no file outside the package) is the real hand: same links, joints, FK."""
     builtin = load_hand_description("allegro")
     assert builtin.source is None and builtin.dof == 16
-    mesh = load_hand_description(need_shared(HANDS_DIR / "allegro"))
+    mesh = load_hand_description(need_shared(HANDS_DIR / "allegro"), options=BuildOptions(link_geometry="mesh"))
     assert builtin.tree.link_names == mesh.tree.link_names
     assert builtin.joint_names == mesh.joint_names
     hb, hm = HandModel(builtin, dtype=torch.float64), HandModel(mesh, dtype=torch.float64)

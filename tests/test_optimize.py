@@ -11,7 +11,7 @@ import torch
 from graspforge.config import GenerateConfig, OptimizerConfig, load_config
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.optimize.init import HullSampler, initial_joints, initial_root_poses
+from graspforge.optimize.init import REFERENCE_REACH, HullSampler, init_setback, initial_joints, initial_root_poses
 from graspforge.optimize.mala import GraspOptimizer
 from graspforge.optimize.rng import CounterRNG
 from graspforge.geometry.rotations import rot6d_to_matrix
@@ -69,6 +69,48 @@ def test_initial_poses_face_the_object(hand):
     assert torch.all((q >= hand.lower) & (q <= hand.upper))
     ring = [hand.description.joint_names.index(f"ring_joint_{i}") for i in (1, 2, 3)]
     assert torch.all(q[:, ring] > hand.canonical_q[ring] + 0.3)  # the unused finger is curled
+
+
+STALK_GRIPPER = """<mujoco model="stalk"><compiler angle="radian"/>
+  <worldbody>
+    <body name="flange">
+      <geom type="cylinder" fromto="0 0 0 0 0 0.2" size="0.02"/>
+      <body name="left" pos="-0.03 0 0.2">
+        <joint name="left_j" axis="0 1 0" range="0 0.7"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+      <body name="right" pos="0.03 0 0.2">
+        <joint name="right_j" axis="0 -1 0" range="0 0.7"/>
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+      </body>
+    </body>
+  </worldbody>
+</mujoco>
+"""
+
+
+def test_long_reaching_gripper_starts_set_back_the_reference_hands_do_not(hand, tmp_path, monkeypatch):
+    """A gripper whose root is a flange 0.2 m behind its fingers starts that much further out, so its
+    fingertips, not its flange, start 5-10 cm from the object; the reference hands are unchanged."""
+    from graspforge.hands import BuildOptions, import_hand
+    from graspforge.hands.model import HandModel
+
+    assert init_setback(hand) == 0.0  # Allegro reaches ~0.08 m ahead of its root
+    monkeypatch.setenv("GRASPFORGE_HANDS_DIR", str(tmp_path / "hands"))
+    monkeypatch.setenv("GRASPFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "stalk.xml").write_text(STALK_GRIPPER)
+    d, _ = import_hand(tmp_path / "stalk.xml", "stalk", options=BuildOptions(approach="z", up="x"))
+    stalk = HandModel(d)
+    # fingertips at z = 0.25 + capsule radius, curled a little in the open pose
+    sb = init_setback(stalk)
+    assert 0.25 - REFERENCE_REACH - 0.01 < sb < 0.256 - REFERENCE_REACH + 1e-3
+    p = torch.tensor([[0.0, 0.0, 0.1]])
+    n = torch.tensor([[0.0, 0.0, 1.0]])
+    u = torch.full((1, 4), 0.5)
+    cfg = GenerateConfig().init
+    near = initial_root_poses(stalk, p, n, cfg, u)
+    far = initial_root_poses(stalk, p, n, cfg, u, sb)
+    assert float(far[0, 2] - near[0, 2]) == pytest.approx(sb, abs=1e-6)
 
 
 class _Quadratic:

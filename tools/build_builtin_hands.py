@@ -30,8 +30,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=BUILTIN_DIR)
     args = ap.parse_args(argv)
     for name in args.hands:
-        # the reference layout keeps links above the palm (the Shadow forearm) as collision geometry
-        desc = load_hand_description(args.source / name, options=BuildOptions(keep_above_palm=True), use_cache=False)
+        # the reference layout keeps links above the palm (the Shadow forearm) as collision geometry,
+        # and its candidates and grids are of the exact link meshes
+        desc = load_hand_description(args.source / name, options=BuildOptions(keep_above_palm=True, link_geometry="mesh"), use_cache=False)
         desc.name = name
         desc.source = None
         desc.provenance["origin"] = (

@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
                      help="which way a joint closes: +1, -1, or 0 (does not close); default from its range, else its servo's ctrlrange")
     imp.add_argument("--approach", default=None, metavar="AXIS", help="approach axis in the root frame: x, y, z, -x, -y, -z or ax,ay,az")
     imp.add_argument("--up", default=None, metavar="AXIS", help="up axis in the root frame (same forms as --approach)")
-    imp.add_argument("--geometry", choices=["hull", "mesh"], default="hull",
+    imp.add_argument("--geometry", choices=["hull", "mesh"], default=BuildOptions.link_geometry,
                      help="synthesise against each link's convex hull (default: what evaluate simulates for an imported hand) "
                      "or its exact meshes")
     imp.add_argument("--force", action="store_true", help="replace an existing hand folder")

@@ -58,7 +58,9 @@ class GraspType:
 
 @dataclass
 class BuildOptions:
-    """Parameters of :func:`build_hand_description` (defaults are the values the built-ins use)."""
+    """Parameters of :func:`build_hand_description`. The defaults are what ``graspforge hands
+    import`` uses; the built-ins differ only in ``keep_above_palm=True`` and ``link_geometry="mesh"``
+    (tools/build_builtin_hands.py: they reproduce the reference layout)."""
 
     grid_spacing: float = 0.0015  # m, link distance grids (max error vs the exact meshes < 1 mm, bench_hands.py)
     grid_margin: float = 0.005  # m, grown around each link's box
@@ -83,9 +85,10 @@ class BuildOptions:
     closing: dict = field(default_factory=dict)  # {joint: +1 | -1 | 0}
     approach: str | None = None
     up: str | None = None
-    # "mesh": distance grids of the exact link meshes; "hull": of each link's convex hull, which is
-    # what evaluate simulates for an imported hand (one hull per link)
-    link_geometry: str = "mesh"
+    # "hull": distance grids of each link's convex hull, which is what evaluate simulates for an
+    # imported hand (one hull per link; the CLI's default too); "mesh": of the exact link meshes
+    # (the built-ins, whose reference layout was made on them)
+    link_geometry: str = "hull"
     angle: str | None = None  # MJCF angle unit override: "degree" | "radian" (None: the file's)
 
 
@@ -418,16 +421,23 @@ def stage_link_meshes(parsed: ParsedHand, tree: KinematicTree, opt: BuildOptions
     return link_elements, meshes
 
 
+def neutral_pose(tree: KinematicTree, parsed: ParsedHand) -> np.ndarray:
+    """(D,) the joint values at which the file draws the hand (MJCF ``ref``, else 0), rad or m."""
+    return np.array([float(parsed.reference_q.get(n, 0.0)) for n in tree.actuated_joints])
+
+
 def _closing(tree: KinematicTree, parsed: ParsedHand, centres: np.ndarray, has: np.ndarray, opt: BuildOptions):
-    """Closing sign per joint and its source: ``--closing`` beats the joint range, which beats the
-    servo ctrlrange (for symmetric ranges)."""
+    """Closing sign per joint and its source: ``--closing`` beats the joint range (measured from the
+    drawn pose, :func:`neutral_pose`), which beats the servo ctrlrange (for symmetric ranges)."""
     cmd = np.full((tree.dof, 2), np.nan)
     for j, name in enumerate(tree.actuated_joints):
         if name in parsed.command_ranges:
             cmd[j] = parsed.command_ranges[name]
-    closing = structure.closing_directions(tree, centres, has)
-    source = ["range" if c else "-" for c in closing]
-    hinted = structure.closing_directions(tree, centres, has, command_ranges=cmd)
+    neutral = neutral_pose(tree, parsed)
+    closing = structure.closing_directions(tree, centres, has, neutral=neutral)
+    source = ["range" if c == 0 or neutral[j] == 0 else "range from ref" for j, c in enumerate(closing)]
+    source = [s if c else "-" for s, c in zip(source, closing)]
+    hinted = structure.closing_directions(tree, centres, has, command_ranges=cmd, neutral=neutral)
     for j in np.flatnonzero((closing == 0) & (hinted != 0)):
         closing[j], source[j] = hinted[j], "servo ctrlrange"
     for name, sign in opt.closing.items():
@@ -457,7 +467,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
         meshes.pop(names[l])
     has = np.array([n in meshes for n in names])
     closing, source = _closing(tree, parsed, centres, has, opt)
-    canonical = structure.open_pose(tree, closing)
+    canonical = structure.open_pose(tree, closing, neutral_pose(tree, parsed))
     if "canonical_list" in known and len(known["canonical_list"]) == tree.dof:
         canonical = np.asarray(known["canonical_list"], float)
     for j, v in known.get("canonical", {}).items():
@@ -483,6 +493,19 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
             warnings.append(f"finger ending at {names[f.tip]!r}: none of its joints ({', '.join(js)}) has a closing direction "
                             f"(ranges symmetric about 0, no servo ctrlrange): it gets no palmar candidates; pass "
                             f"--closing {js[0]}=+1 or -1")
+    # geometry above the palm went (a forearm, a wrist mount), but the hand is still rooted there:
+    # synthesis places the root near the object, so a palm far from the root starts far from it
+    # (gymnasium-robotics' Shadow: palm 0.30 m up the forearm from its mount, 44 % strict on the apple
+    # rooted at the mount, 94 % rooted at the palm)
+    if above and opt.root_link is None:
+        Tc = tree.forward_numpy(canonical)
+        off = float(np.linalg.norm(structure.to_root(Tc, palm, centres[palm])))
+        if off > PALM_FAR_FROM_ROOT:
+            arm = [tree.actuated_joints[j] for j in np.flatnonzero(structure.arm_joints(tree, palm))]
+            warnings.append(f"the palm {names[palm]!r} is {off * 1000:.0f} mm from the root {names[0]!r} (links above it "
+                            f"dropped: {', '.join(names[l] for l in above)}): synthesis would place the root, not the palm, "
+                            f"near the object; pass --root-link {names[palm]}"
+                            + (f" (the joints above it, {', '.join(arm)}, go with it)" if arm else ""))
     if len(fingers) >= 3 and not any(f.thumb for f in fingers):
         warnings.append(f"no thumb found among the fingers ending at {', '.join(names[f.tip] for f in fingers)}: "
                         "no pinch grasp type; pass --thumb LINK")
@@ -681,7 +704,7 @@ def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, know
     facing = float(np.einsum("cij,cj->ci", Tc[contact_links, :3, :3], contact_normals).mean(0) @ approach)
     tips = structure.leaf_links(tree, st.has_geometry)
     reach = float((structure.to_root(Tc, tips, st.centres[tips]).mean(0) - structure.to_root(Tc, st.palm, st.centres[st.palm])) @ approach) if tips else 0.0
-    if facing < -0.2 or (facing <= 0 and reach < 0):
+    if approach_points_away(facing, reach):
         why = (f"the contact candidates face against it (mean normal . approach = {facing:.2f}) and the fingertips lie "
                f"{reach * 1000:.0f} mm along it from the palm")
         if how != "inferred":  # the user's or the reference's word: kept, but said
@@ -691,6 +714,29 @@ def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, know
                             f"flipped to {np.round(-approach, 3).tolist()}; pass --approach to choose another")
             approach, how = -approach, how + ", flipped"
     return approach, up, how
+
+
+#: A palm farther than this (m) from the root, with the links between dropped as an arm, gets a
+#: --root-link warning: the reference hands' roots are at their palms (within ~0.1 m).
+PALM_FAR_FROM_ROOT = 0.10
+
+#: Fingertips this far (m) ahead of the palm along the approach axis make it a fingertips-first
+#: approach whatever way the candidates face.
+TIPS_AHEAD = 0.02
+
+
+def approach_points_away(facing: float, reach: float) -> bool:
+    """Whether an approach axis points away from the hand's grasping side.
+
+    ``facing``: mean contact-candidate normal . approach in the open pose (hands that approach palm
+    first: clearly positive); ``reach`` (m): fingertips' mean position minus the palm's along the
+    approach (grippers that approach fingertips first: clearly positive). Away when the fingertips
+    lie behind the palm and the candidates do not face along it, or when the candidates face against
+    it and the fingertips are not ahead either. A gripper whose curled pads face back towards its
+    palm (the Robotiq 3-finger: facing -0.21, tips 142 mm ahead) approaches fingertips first; that
+    is not away.
+    """
+    return (reach < 0 and facing <= 0) or (facing < -0.2 and reach < TIPS_AHEAD)
 
 
 def _axis_name(v: np.ndarray) -> str:
@@ -748,6 +794,9 @@ def build_hand_description(
     known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
     sources = [parsed.source]
     tree = stage_couplings(parsed, known, opt)
+    if tree.dof == 0:  # a tool (robosuite's wiping_gripper), not a hand: nothing to close
+        raise HandLoadError(f"{parsed.source}: no movable joint below the root {tree.link_names[0]!r}: a rigid tool, "
+                            "not a hand or gripper (nothing closes)")
     link_elements, meshes = stage_link_meshes(parsed, tree, opt, warnings)
     if not meshes:
         raise HandLoadError(f"{parsed.source}: no link has collision or visual geometry")

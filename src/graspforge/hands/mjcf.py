@@ -134,13 +134,22 @@ def _name(m, obj, i: int) -> str:
     return mujoco.mj_id2name(m, obj, i) or f"{kind}_{i}"
 
 
+def _strip_comments(text: str) -> str:
+    return re.sub(r"<!--.*?-->", "", text, flags=re.S)
+
+
 def _hand_root(m, path: Path, warnings: list[str]) -> int:
     """The top-level body that is the hand (the one with joints when there are several)."""
     import mujoco
 
     roots = [b for b in range(1, m.nbody) if m.body_parentid[b] == 0]
     if not roots:
-        raise HandLoadError(f"{path}: the model has no bodies")
+        # gymnasium-robotics' hand/robot.xml: a <body> straight under <mujoco>, written to be
+        # <include>d inside another file's <worldbody>; MuJoCo reads it as an empty world
+        fragment = re.search(r"<mujoco[^>]*>\s*<body\b", _strip_comments(path.read_text(errors="replace")))
+        hint = (" - its <body> sits outside any <worldbody>: a fragment written to be <include>d; import the file "
+                "that includes it (MuJoCo resolves <include>)") if fragment else ""
+        raise HandLoadError(f"{path}: the model has no bodies{hint}")
     if len(roots) == 1:
         return roots[0]
     # keep the tree that has joints (a hand next to a table or an object, say)
@@ -417,7 +426,8 @@ def parse_mjcf(path: str | Path, angle: str | None = None) -> ParsedHand:
     notes["couplings_from"] = used
     name = mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_BODY, root) or path.stem
     return ParsedHand(name=name, tree=tree, collisions=collisions, visuals=visuals, source=path, warnings=warnings,
-                      notes=notes, command_ranges={_name(m, J, j): r for j, r in commands.items()})
+                      notes=notes, command_ranges={_name(m, J, j): r for j, r in commands.items()},
+                      reference_q={_name(m, J, j): float(m.qpos0[m.jnt_qposadr[j]]) for j in moving if m.qpos0[m.jnt_qposadr[j]] != 0.0})
 
 
 def compile_without_missing_meshes(path: str | Path):

@@ -51,13 +51,18 @@ class Finger:
 
 
 def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: np.ndarray,
-                       command_ranges: np.ndarray | None = None) -> np.ndarray:
+                       command_ranges: np.ndarray | None = None, neutral: np.ndarray | None = None) -> np.ndarray:
     """(D,) +1 / -1 for the sign of motion that closes each actuated joint, 0 for joints that do not
     close (abduction, rotation: ranges about symmetric about 0).
 
     ``command_ranges`` (D, 2), NaN where unknown: the joint values a position servo commands (rad or
     m). When given, a revolute joint is judged by that range instead of its own - a gripper knuckle
     whose range is symmetric but whose servo only goes one way closes that way.
+
+    ``neutral`` (D,): the pose the file draws the hand in (MJCF joint ``ref``; default 0, as in
+    URDF), rad or m. Revolute ranges are measured from there: a Jaco finger drawn at ref 1.1 in a
+    range of 0..1.51 bends 1.1 rad one way and 0.41 the other, so it closes towards 0 although the
+    whole range is positive.
 
     Joints that move the palm (a wrist) do not close. Revolute joints: flexion ranges are lopsided (an Allegro finger bends 1.6 rad in, 0.2 out).
     Prismatic joints: the sign that brings the hand's fingertips (``centres`` (L, 3) of links with
@@ -66,7 +71,7 @@ def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: n
     D = tree.dof
     s = np.zeros(D)
     types = tree.actuated_joint_types()
-    q0 = np.clip(np.zeros(D), tree.lower, tree.upper)
+    q0 = np.clip(np.zeros(D) if neutral is None else np.asarray(neutral, np.float64), tree.lower, tree.upper)
     tips = leaf_links(tree, has_geometry)
     arm = arm_joints(tree, palm_link(tree, has_geometry))
     for j in range(D):
@@ -94,10 +99,11 @@ def closing_directions(tree: KinematicTree, centres: np.ndarray, has_geometry: n
     return s
 
 
-def open_pose(tree: KinematicTree, closing: np.ndarray) -> np.ndarray:
-    """(D,) a canonical open pose: closing revolute joints slightly curled from their open end,
-    prismatic joints fully open, the rest at 0 clipped into the limits."""
-    q = np.clip(np.zeros(tree.dof), tree.lower, tree.upper)
+def open_pose(tree: KinematicTree, closing: np.ndarray, neutral: np.ndarray | None = None) -> np.ndarray:
+    """(D,) a canonical open pose: closing revolute joints slightly curled from their neutral pose
+    (``neutral`` (D,), the pose the file draws, default 0; see :func:`closing_directions`),
+    prismatic joints fully open, the rest at neutral clipped into the limits."""
+    q = np.clip(np.zeros(tree.dof) if neutral is None else np.asarray(neutral, np.float64), tree.lower, tree.upper)
     types = tree.actuated_joint_types()
     for j in range(tree.dof):
         if closing[j] == 0:
@@ -240,6 +246,9 @@ def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: 
     Finger links: the outward normal points along the point's closing velocity (within ~66 deg).
     Palm: the normal points along the mean closing velocity of the fingers' proximal links (the
     palm faces where the fingers fold to); a gripper whose fingers close sideways has no palmar palm.
+    Links on no finger (linkage bars beside a finger, as the Robotiq 2F-140's inner knuckles, which
+    robosuite's file swings *outwards* as the gripper closes): also the normal must face the
+    fingertips' centre, or their "palmar" side is their outside, which no grasp touches.
     """
     T = tree.forward_numpy(q)
     n_w = np.einsum("nij,nj->ni", T[links, :3, :3], normals)
@@ -249,6 +258,13 @@ def palmar_mask(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, links: 
     moving = speed > 1e-9
     mask[moving] = np.einsum("ni,ni->n", n_w[moving], v[moving]) > PALMAR_COS * speed[moving]
     on_palm = links == palm
+    on_finger = np.isin(links, [l for f in fingers for l in f.links])
+    off = ~on_finger & ~on_palm
+    if off.any() and fingers:
+        tips = np.array([f.tip for f in fingers])
+        centre = to_root(T, tips, centres[tips]).mean(0)
+        p_w = to_root(T, links[off], points[off])
+        mask[off] &= np.einsum("ni,ni->n", n_w[off], centre - p_w) > 0
     if on_palm.any() and fingers:
         base = np.array([f.links[0] for f in fingers])
         fv = closing_velocity(tree, q, closing, base, centres[base])

@@ -32,6 +32,10 @@ class ParsedHand:
     #: {joint name: (lo, hi)} joint values the file's position servos command (rad or m); tells the
     #: closing direction of a joint whose own range is symmetric
     command_ranges: dict = field(default_factory=dict)
+    #: {joint name: value} the joint value at which the file draws its body (MJCF ``ref`` = qpos0;
+    #: rad or m); absent joints: 0, as in URDF. Closing directions and the open pose measure a
+    #: joint's range from here, the pose the modeller drew, not from 0.
+    reference_q: dict = field(default_factory=dict)
 
 
 def _origin(o) -> np.ndarray:

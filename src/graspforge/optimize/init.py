@@ -54,10 +54,31 @@ class HullSampler:
         return self.points[idx], self.normals[idx]
 
 
-def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Tensor, cfg: InitConfig, u: torch.Tensor) -> torch.Tensor:
+#: How far (m) ahead of its root, along the approach axis, the reference hands' geometry reaches in
+#: the open pose (Allegro 0.08, Shadow 0.07, Robotiq 3-finger 0.09, ...): the init distances were
+#: tuned for hands like these. A hand that reaches further - a gripper whose root is a wrist flange
+#: 0.2-0.28 m behind its pads (robosuite's Jaco, Robotiq 2F-140) - is set back by the excess, or
+#: its fingers start 10-20 cm inside the object and the optimiser rarely gets them out.
+REFERENCE_REACH = 0.10
+
+
+def init_setback(hand: HandModel) -> float:
+    """Extra distance (m) between the root and the object at initialisation: how much further than
+    :data:`REFERENCE_REACH` the hand's surface samples reach along its approach axis in the
+    canonical pose (0 for the reference hands)."""
+    with torch.no_grad():
+        pts = hand.surface_points(hand.forward_kinematics(hand.canonical_pose(1)))[0]
+        a = torch.nn.functional.normalize(hand.approach_axis, dim=0)
+        reach = float((pts @ a).max()) if len(pts) else 0.0
+    return max(0.0, reach - REFERENCE_REACH)
+
+
+def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Tensor, cfg: InitConfig, u: torch.Tensor,
+                       setback: float = 0.0) -> torch.Tensor:
     """(N, 9) root translation + 6D rotation: the hand's approach axis along the inward normal at
-    ``points`` (N, 3), the root ``U(distance_lower, distance_upper)`` out along the normal, then
-    roll / tilt / pitch jitter. ``u`` (N, 4) uniforms in [0, 1). Proper rotations (det +1) by construction."""
+    ``points`` (N, 3), the root ``U(distance_lower, distance_upper)`` + ``setback`` (m, see
+    :func:`init_setback`) out along the normal, then roll / tilt / pitch jitter. ``u`` (N, 4)
+    uniforms in [0, 1). Proper rotations (det +1) by construction."""
     dt, dev = hand.dtype, hand.device
     p = torch.as_tensor(points, device=dev).to(dt)
     n = torch.nn.functional.normalize(torch.as_tensor(normals, device=dev).to(dt), dim=-1)
@@ -74,7 +95,7 @@ def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Ten
     ang = (u[:, :3] * 2 - 1) * lim
     J = _rotation_about(approach_w, ang[:, 0]) @ _rotation_about(up_w, ang[:, 1]) @ _rotation_about(side, ang[:, 2])
     R = J @ R
-    dist = cfg.distance_lower + (cfg.distance_upper - cfg.distance_lower) * u[:, 3]
+    dist = cfg.distance_lower + (cfg.distance_upper - cfg.distance_lower) * u[:, 3] + setback
     t = p + n * dist[:, None]
     return torch.cat([t, matrix_to_rot6d(R)], 1)
 
@@ -143,6 +164,7 @@ class GraspInitializer:
         self.pool_points = torch.as_tensor(np.stack([s.points for s in self.samplers]), device=dev, dtype=dt)
         self.pool_normals = torch.as_tensor(np.stack([s.normals for s in self.samplers]), device=dev, dtype=dt)
         self.object_index = torch.arange(len(self.samplers), device=dev).repeat_interleave(self.G)
+        self.setback = init_setback(hand)
 
     def contacts(self, u: torch.Tensor) -> torch.Tensor:
         """Candidate indices (B, K) from uniforms ``u`` (B, K)."""
@@ -153,7 +175,7 @@ class GraspInitializer:
 
     def _grasps(self, points: torch.Tensor, normals: torch.Tensor, counter) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng
-        root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4))
+        root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4), self.setback)
         q = initial_joints(self.hand, self.curl_joints, self.cfg, rng.uniform(counter, _S_JOINTS, self.hand.dof))
         return torch.cat([root, q], 1), self.contacts(rng.uniform(counter, _S_CONTACTS, self.K))
 
