@@ -61,6 +61,7 @@ def test_evaluate_writes_results_and_filters(tmp_path, capsys):
     kept = GraspSet.load(tmp_path / "box__panda__full.successful.npz")
     assert len(kept) == 2
     assert "overall" in out and "66.7%" in out and "# physics strict:" in out
+    assert "|d| mm = mean distance to the object of the contact points recorded in the file" in out  # not simulated contacts
     # a second run finds the results and does not redo them
     before = f.stat().st_mtime_ns
     assert main(["evaluate", str(f), "--protocol", "strict", "reference", "--workers", "2", "--quiet"]) == 0
@@ -133,6 +134,7 @@ def test_evaluate_in_another_model_of_the_hand(tmp_path, capsys):
     assert main(["evaluate", str(path), "--hand-model", str(other), "--workers", "1", "--quiet", "--no-geometry"]) == 1
     assert "mm" in capsys.readouterr().err and path.read_bytes() == before
     assert main(["evaluate", str(path), "--hand-model", str(model), "--workers", "1", "--quiet", "--no-geometry"]) == 0
+    assert "# geometry" not in capsys.readouterr().out  # no geometry measured, no legend for it
     gs = GraspSet.load(path)
     assert gs.hand == "allegro" and gs.joint_names == allegro.joint_names  # the file keeps its own hand
     # a hand 30 cm from the box holds nothing, in either model

@@ -75,6 +75,13 @@ def _hand_spec(grasps, override: str | None) -> str:
     return grasps.hand
 
 
+#: what the geometry columns measure (printed under the table): none of them comes from the simulation
+GEOMETRY_LEGEND = (
+    "# geometry, at each file's grasp pose on exact meshes, not from the simulation: D mm = mean over grasps of the deepest "
+    "object surface sample inside the hand; self mm = deepest hand-hand penetration; |d| mm = mean distance to the object "
+    "of the contact points recorded in the file by synthesis (generate's maxpen is the optimiser's worst sample over a set)")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     overrides = dict(kv.split("=", 1) for kv in args.set if "=" in kv)
     bad = [kv for kv in args.set if "=" not in kv]
@@ -142,6 +149,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                           "failed": failures, "seconds": time.perf_counter() - t_all}, indent=1, default=float))
     else:
         print(_table(rows, overall, args.protocol))
+        if not args.no_geometry:
+            print(GEOMETRY_LEGEND)
         for p in args.protocol:  # every physics constant, printed with the results
             ph = cfg.physics if cfg.physics.protocol == p else physics_protocol(p)
             print(f"# physics {p}: " + ", ".join(f"{k}={v}" for k, v in ph.__dict__.items() if k != "protocol"))
