@@ -7,6 +7,7 @@ import sys
 import tomllib
 
 import numpy as np
+import pytest
 
 from graspforge.io import GraspSet
 
@@ -129,3 +130,48 @@ def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "1 grasp set(s) written" in r.stdout and "1 already done" in r.stdout
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 64 kB tmpfs (root only: skips where mounting is not allowed), unmounted afterwards."""
+    import os
+
+    mnt = tmp_path / "fs"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root and a kernel that allows it")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_and_a_read_only_disk_are_named_and_a_rerun_completes(small_filesystem):
+    """ENOSPC and EROFS for real, on a tmpfs: one line naming the file and the errno, nothing
+    half-written, and the same command completes once there is room."""
+    fs = small_filesystem
+    out = fs / "out"
+    args = ["generate", "--object", "box", "--grasps", "2", "--contacts", "4", "--iterations", "5", "--out", str(out),
+            "--quiet", "--set", "energy.object_points=300"]
+    # leave room for config.toml (one 4 kB page) but not for the grasp file
+    filler = fs / "filler"
+    filler.write_bytes(b"\0" * (64 - 8) * 1024)
+    r = run(*args)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "box__allegro__full.npz" in err[0] and "ENOSPC" in err[0], err
+    assert not list(out.glob("*.npz")) and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    filler.unlink()
+    r = run(*args, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert len(GraspSet.load(out / "box__allegro__full.npz")) == 2
+    # read-only: refused with the errno and the path, the finished output untouched
+    before = (out / "box__allegro__full.npz").read_bytes()
+    assert subprocess.run(["mount", "-o", "remount,ro", str(fs)], capture_output=True).returncode == 0
+    try:
+        r = run(*args)
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(fs)], capture_output=True)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "EROFS" in err[0] and str(out) in err[0], err
+    assert (out / "box__allegro__full.npz").read_bytes() == before
