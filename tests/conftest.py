@@ -47,3 +47,24 @@ def corrupt_bytes(raw: bytes, data) -> bytes:
     if how == "empty":
         return b""
     return data.draw(st.binary(max_size=300))
+
+
+#: a two-finger gripper of two mirrored slides, the right one coupled to the left (tests of MJCF import
+#: and of squeeze targets)
+GRIPPER_MJCF = """<mujoco model="toy_gripper">
+  <worldbody>
+    <body name="base">
+      <geom type="box" size="0.04 0.06 0.01"/>
+      <body name="left" pos="0 -0.015 0.01">
+        <joint name="left_slide" type="slide" axis="0 -1 0" range="0 0.02"/>
+        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
+      </body>
+      <body name="right" pos="0 0.015 0.01">
+        <joint name="right_slide" type="slide" axis="0 1 0" range="0 0.02"/>
+        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
+      </body>
+    </body>
+  </worldbody>
+  <equality><joint joint1="right_slide" joint2="left_slide" polycoef="0 1 0 0 0"/></equality>
+</mujoco>
+"""

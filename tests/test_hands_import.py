@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import HANDS_DIR, YCB_DIR, need_shared
+from conftest import GRIPPER_MJCF, HANDS_DIR, YCB_DIR, need_shared
 from graspforge.cli.main import main
 from graspforge.config import GenerateConfig
 from graspforge.errors import HandLoadError
@@ -161,23 +161,6 @@ def test_smoke_test_says_what_went_wrong():
     assert len(r.contact_distance) == 4 and np.isfinite(r.contact_distance).all()
 
 
-GRIPPER_MJCF = """<mujoco model="toy_gripper">
-  <worldbody>
-    <body name="base">
-      <geom type="box" size="0.04 0.06 0.01"/>
-      <body name="left" pos="0 -0.015 0.01">
-        <joint name="left_slide" type="slide" axis="0 -1 0" range="0 0.02"/>
-        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
-      </body>
-      <body name="right" pos="0 0.015 0.01">
-        <joint name="right_slide" type="slide" axis="0 1 0" range="0 0.02"/>
-        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
-      </body>
-    </body>
-  </worldbody>
-  <equality><joint joint1="right_slide" joint2="left_slide" polycoef="0 1 0 0 0"/></equality>
-</mujoco>
-"""
 
 
 def test_import_unknown_mjcf_gripper(tmp_path, hands_dir):

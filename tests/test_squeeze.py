@@ -10,28 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import GRIPPER_MJCF
 from graspforge.hands import load_hand
 from graspforge.synthesis import (BALANCED_SQUEEZE_DEPTH, DAMPING, MAX_JOINT_OFFSET, PREGRASP_OPEN, SQUEEZE_DEPTH,
                                   SQUEEZE_REACH, pregrasp_and_squeeze)
 
-# two pads 3 cm apart on slides coupled 1:1; q = 0 closed, q = 0.02 m fully open (test_hands_import's toy)
-GRIPPER_MJCF = """<mujoco model="toy_gripper">
-  <worldbody>
-    <body name="base">
-      <geom type="box" size="0.04 0.06 0.01"/>
-      <body name="left" pos="0 -0.015 0.01">
-        <joint name="left_slide" type="slide" axis="0 -1 0" range="0 0.02"/>
-        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
-      </body>
-      <body name="right" pos="0 0.015 0.01">
-        <joint name="right_slide" type="slide" axis="0 1 0" range="0 0.02"/>
-        <geom type="box" size="0.01 0.005 0.03" pos="0 0 0.03"/>
-      </body>
-    </body>
-  </worldbody>
-  <equality><joint joint1="right_slide" joint2="left_slide" polycoef="0 1 0 0 0"/></equality>
-</mujoco>
-"""
+# GRIPPER_MJCF: two pads 3 cm apart on slides coupled 1:1; q = 0 closed, q = 0.02 m fully open
 
 
 def test_method_md_constants():
