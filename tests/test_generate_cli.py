@@ -175,3 +175,34 @@ def test_a_full_and_a_read_only_disk_are_named_and_a_rerun_completes(small_files
     assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "EROFS" in err[0] and str(out) in err[0], err
     assert (out / "box__allegro__full.npz").read_bytes() == before
+
+
+EACCES_SCRIPT = """
+import os, sys, tempfile
+import graspforge.cli.main as m
+args = sys.argv[2:]
+with tempfile.TemporaryDirectory() as d:  # every lazy import and JIT compile happens here, still as root
+    assert m.main(args + ["--out", d]) == 0
+os.setegid(65534); os.seteuid(65534)  # then as nobody, who may not write into the root-owned folder
+sys.exit(m.main(args + ["--out", sys.argv[1]]))
+"""
+
+
+def test_a_folder_without_permission_is_named_and_nothing_is_written(tmp_path):
+    """EACCES for real: the run drops to user nobody after warming up (root would bypass the
+    permission check), then may not create its output folder: one named line, exit 1, nothing there."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to drop to another user")
+    parent = tmp_path / "locked"
+    parent.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    out = parent / "out"
+    args = ["--threads", "1", "generate", "--object", "box", "--grasps", "2", "--contacts", "4", "--iterations", "5",
+            "--quiet", "--set", "energy.object_points=300"]
+    r = subprocess.run([sys.executable, "-c", EACCES_SCRIPT, str(out), *args], capture_output=True, text=True, timeout=600)
+    err = [l for l in r.stderr.strip().splitlines() if "error" in l]
+    assert r.returncode == 1 and len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "EACCES" in err[0] and str(out) in err[0] and "--out" in err[0], err
+    assert list(parent.iterdir()) == []
