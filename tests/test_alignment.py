@@ -195,3 +195,58 @@ def test_grasps_moved_into_the_other_model_put_every_link_where_ours_are(allegro
             b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name)
             got = moved.root_position[i] + Q @ (R0.T @ (data.xpos[b] - p0))
             np.testing.assert_allclose(got, lp.pos[i, l].numpy(), atol=2e-6, err_msg=name)
+
+
+def test_grasps_moved_into_a_model_without_the_wrist_carry_a_root_per_target(tmp_path):
+    """``in_hand_model`` into the Shadow hand without its wrist joints: the root pose of each target
+    (pre-grasp, grasp, squeeze, ``extra["stage_root_pose"]``) with that target's joints puts every
+    body of their model, by MuJoCo's kinematics, where our FK puts the link at that target. (At this
+    root rotation the first- and ring-finger flexion lines coincide: their joints were swapped before
+    the matching broke ties by anchor distance.)"""
+    import mujoco
+    import torch
+
+    from graspforge.geometry.rotations import quaternion_to_matrix
+    from graspforge.hands.alignment import mjcf_body_pose
+    from graspforge.hands.kinematics import TorchKinematics
+    from graspforge.io.export import in_hand_model
+    from graspforge.io.grasp_set import GraspSet
+
+    shadow = load_hand_description("shadow_hand")
+    tree = shadow.tree
+    palm = tree.link_names.index("robot0_palm")
+    R0 = Rotation.from_euler("zyx", [-40, 15, 100], degrees=True).as_matrix()
+    p0 = np.array([0.01, -0.03, 0.15])
+    path = _mjcf(shadow, tmp_path / "no_wrist.xml", R0, p0, flip={"robot0_FFJ3"}, start=palm)
+    a = align_to_mjcf(shadow, path)
+    rng = np.random.default_rng(3)
+    n, d = 2, tree.dof
+    stages = [tree.lower + rng.uniform(0.05, 0.95, (n, d)) * (tree.upper - tree.lower) for _ in range(3)]  # wrists differ
+    quat = Rotation.random(n, random_state=4).as_quat()[:, [3, 0, 1, 2]]
+    pos = rng.normal(0, 0.1, (n, 3))
+    z = np.zeros
+    gs = GraspSet(hand="shadow_hand", joint_names=shadow.joint_names, grasp_type="full", object_name="o", object_source="o",
+                  object_hash="h", object_scale=1.0, root_position=pos, root_quaternion=quat, joint_positions=stages[1],
+                  pregrasp_joint_positions=stages[0], squeeze_joint_positions=stages[2], contact_points=z((n, 1, 3)),
+                  contact_normals=z((n, 1, 3)), contact_links=np.full((n, 1), "l"), contact_indices=z((n, 1), np.int64),
+                  contact_distance=z((n, 1)), energy=z(n), terms={t: z(n) for t in ("energy_dis", "energy_fc", "energy_pen", "energy_spen", "energy_joints")}, qp_value=z(n))
+    theirs = type("Their", (), {"name": "their_shadow", "joint_names": a.joint_names})()
+    moved = in_hand_model(gs, a, theirs, mjcf_body_pose(path, "robot0_palm"))
+    roots = moved.extra["stage_root_pose"]
+    assert roots.shape == (n, 3, 7)
+    np.testing.assert_allclose(roots[:, 1, :3], moved.root_position)
+    assert np.abs(roots[:, 0, :3] - roots[:, 2, :3]).max() > 1e-3  # the wrist moved the root between targets
+    kin = TorchKinematics(tree, dtype=torch.float64)
+    model = mujoco.MjModel.from_xml_path(str(path))
+    data = mujoco.MjData(model)
+    R_root = quaternion_to_matrix(torch.as_tensor(quat))
+    for s, (q_ours, q_theirs) in enumerate(zip(stages, (moved.pregrasp_joint_positions, moved.joint_positions, moved.squeeze_joint_positions))):
+        lp = kin.forward(torch.as_tensor(pos), R_root, torch.as_tensor(q_ours))
+        for i in range(n):
+            for k, name in enumerate(a.joint_names):
+                data.qpos[model.jnt_qposadr[model.joint(name).id]] = q_theirs[i, k]
+            mujoco.mj_kinematics(model, data)
+            Q = Rotation.from_quat(roots[i, s, [4, 5, 6, 3]]).as_matrix()
+            for name in ("robot0_ffdistal", "robot0_thdistal", "robot0_lfmiddle", "robot0_palm"):
+                got = roots[i, s, :3] + Q @ (R0.T @ (data.xpos[model.body(name).id] - p0))
+                np.testing.assert_allclose(got, lp.pos[i, tree.link_names.index(name)].numpy(), atol=2e-6, err_msg=f"{name} stage {s}")

@@ -102,6 +102,18 @@ def test_progress_in_a_log_is_plain_lines(tmp_path):
     assert lines[-1].startswith("box [full]: 100% (64/64 it)")
 
 
+def test_a_checked_run_in_a_log_restarts_its_progress_each_round(tmp_path):
+    """``--check-rounds 1`` with plain-line progress: 40 iterations make no grasp that holds, so round 1
+    runs, its progress starts over, and every grasp is labelled with its check verdict and round."""
+    r = run("generate", "--object", "box", "--grasps", "2", "--contacts", "4", "--iterations", "40", "--out", str(tmp_path),
+            "--set", "energy.object_points=200", "--check-rounds", "1")
+    assert r.returncode == 0, r.stderr
+    assert "round 1 of 1 re-synthesises them" in r.stderr
+    assert sum(l.startswith("box [full]: 39% (25/64 it)") for l in r.stderr.splitlines()) == 2, r.stderr
+    gs = GraspSet.load(tmp_path / "box__allegro__full.npz")
+    assert gs.extra["check_success"].dtype == bool and set(gs.extra["synthesis_round"]) <= {0, 1}
+
+
 def test_ctrl_c_keeps_finished_outputs_and_resume_continues(tmp_path):
     import os
     import signal

@@ -243,6 +243,38 @@ def test_dexgraspbench_protocol_builds_its_constants(panda_box):
         PhysicsConfig(root="floating").validate()
 
 
+def test_a_root_that_moves_between_targets_follows_its_stage_poses(panda_box):
+    """Per-target root poses (a model without the wrist, DexGraspBench's Shadow): with all three equal
+    the run is the plain one, bit for bit; with the pre-grasp 3 cm back along the approach, the welded
+    root's mocap brings the hand in, the box is held and the root ends at the squeeze pose; a fixed
+    root refuses them."""
+    import mujoco
+
+    desc, box, pieces, origin, root, touch = panda_box
+    physics = physics_protocol("dexgraspbench").validate()
+    scene = build_scene(desc, link_collision_meshes(desc), pieces, physics, "box", origin)
+    assert scene.root_free_qadr >= 0
+    sim = GraspSimulator(scene, physics)
+    args = (root, IDENTITY, np.array([touch + 0.01]), np.array([touch]), np.array([touch - 0.005]))
+    plain = sim.run(*args)
+    same = sim.run(*args, stage_roots=np.tile(np.concatenate([root, IDENTITY]), (3, 1)))
+    for k in plain:
+        np.testing.assert_array_equal(same[k], plain[k], err_msg=k)
+    back = root * (1 + 0.03 / np.linalg.norm(root))  # 3 cm farther from the box, fingers open
+    stages = np.stack([np.concatenate([back, IDENTITY]), np.concatenate([root, IDENTITY]), np.concatenate([root, IDENTITY])])
+    r = sim.run(*args, stage_roots=stages)
+    assert r["success"] and r["initial_penetration"] == 0.0
+    # the world is the pre-grasp root's frame: the root body ends 3 cm along (root - back), within the weld's give
+    hand_root = scene.model.body(desc.tree.link_names[0]).id
+    np.testing.assert_allclose(sim.data.xpos[hand_root], root - back, atol=2e-3)
+    # without the move, the same pre-grasp pose would close the gripper 3 cm short of the box
+    assert not sim.run(back, *args[1:])["success"]
+    fixed = physics_protocol("strict")
+    with pytest.raises(ValueError, match="welded hand root"):
+        GraspSimulator(build_scene(desc, link_collision_meshes(desc), pieces, fixed, "box", origin), fixed).run(*args, stage_roots=stages)
+    assert mujoco.mj_name2id(scene.model, mujoco.mjtObj.mjOBJ_BODY, "hand_root_mocap") >= 0
+
+
 TENDON_HAND_MJCF = """<mujoco model="tendon_hand">
   <compiler angle="radian"/>
   <default>
@@ -321,3 +353,19 @@ def test_source_dynamics_keep_the_mjcf_actuators_tendons_and_inertials(tmp_path)
     proto = build_scene(desc, link_collision_meshes(desc), pieces, PhysicsConfig(), "box", origin)
     assert proto.model.nu == 3 and proto.model.ntendon == 0 and proto.actuator_matrix is None
     assert proto.model.dof_armature[proto.model.jnt_dofadr[proto.model.joint("a1").id]] == pytest.approx(PhysicsConfig().armature_revolute)
+
+
+def test_root_slerp_matches_scipy():
+    """The mocap root's rotation between two targets: scipy's Slerp (as DexGraspBench interpolates)."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    from graspforge.evaluate.simulate import _slerp
+
+    rots = Rotation.random(6, random_state=2)
+    for k in range(0, 6, 2):
+        q = rots[k:k + 2].as_quat()[:, [3, 0, 1, 2]]
+        ref = Slerp([0, 1], rots[k:k + 2])
+        for t in (0.0, 0.1, 0.5, 0.9, 1.0):
+            ours = _slerp(q[0], -q[1] if k == 2 else q[1], t)  # either sign of a quaternion is the same rotation
+            want = ref([t]).as_quat()[0, [3, 0, 1, 2]]
+            assert min(np.abs(ours - want).max(), np.abs(ours + want).max()) < 1e-12

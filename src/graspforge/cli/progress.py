@@ -29,6 +29,12 @@ class PlainProgress:
             while self._next <= frac + 1e-12:
                 self._next += self.step
 
+    def reset(self, total: int | None = None) -> None:
+        """Start over from 0 (tqdm's ``reset``), e.g. for another synthesis round."""
+        if total is not None:
+            self.total = max(1, int(total))
+        self.n, self._next, self._closed = 0, self.step, False
+
     def set_postfix(self, **kw: Any) -> None:
         self._postfix = " ".join(f"{k}={v}" for k, v in kw.items())
 

@@ -99,7 +99,7 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
     except GraspforgeError as exc:
         raise EvaluationError(f"object {obj.name!r} ({obj.source}): {exc}") from exc
     inputs = GraspInputs(grasps.root_position, grasps.root_quaternion, grasps.pregrasp_joint_positions,
-                         grasps.joint_positions, grasps.squeeze_joint_positions)
+                         grasps.joint_positions, grasps.squeeze_joint_positions, grasps.extra.get("stage_root_pose"))
     arrays: dict[str, np.ndarray] = {}
     summary: dict[str, dict] = {}
     seconds: dict[str, float] = {}
@@ -114,6 +114,9 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
     for proto in protocols:
         physics = config.physics if config.physics.protocol == proto else physics_protocol(proto)
         physics.validate()
+        if inputs.stage_roots is not None and physics.root != "weld":
+            raise EvaluationError(f"protocol {proto!r}: these grasps move the hand root between targets (a model of the hand "
+                                  "without its wrist); that needs a welded root, e.g. --protocol dexgraspbench")
         t = time.perf_counter()
         scene = build_scene(desc, hand_meshes, pieces, physics, obj.name, piece_origin)
         outcomes = simulate_grasps(scene, physics, inputs, workers=workers, progress=progress)

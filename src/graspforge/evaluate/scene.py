@@ -66,6 +66,8 @@ class GraspScene:
     # (nu, J): servo targets from the hand joints' values when the actuators are the source MJCF's
     # (a tendon actuator's target is a combination of joints); None: one servo per actuated joint
     actuator_matrix: np.ndarray | None = None
+    # qpos address of the hand root's free joint when the root is welded to a mocap body, else -1
+    root_free_qadr: int = -1
 
     @property
     def hand_dynamics(self) -> str:
@@ -417,4 +419,6 @@ def _make_scene(model: mujoco.MjModel, desc: HandDescription, driver: dict, hand
         hand_geometry=hand_origin,
         object_geometry=object_geometry,
         actuator_matrix=_actuator_matrix(model, [tree.joint_names[l] for l in links]) if source_actuators else None,
+        root_free_qadr=int(model.jnt_qposadr[model.joint("hand_root_free").id])
+        if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "hand_root_free") >= 0 else -1,
     )

@@ -31,23 +31,50 @@ REASONS = {HELD: "held", PENETRATION: "initial penetration", SLIPPED: "object mo
 @dataclass
 class GraspInputs:
     """Arrays of N grasps: ``root_position`` (N, 3) m and ``root_quaternion`` (N, 4) w-x-y-z of the
-    hand root in the object frame; ``pregrasp`` / ``grasp`` / ``squeeze`` (N, D) actuated joints."""
+    hand root in the object frame; ``pregrasp`` / ``grasp`` / ``squeeze`` (N, D) actuated joints.
+    ``stage_roots`` (N, 3, 7), optional: the root pose (position m, w-x-y-z quaternion, object frame)
+    at the pre-grasp, grasp and squeeze targets, for a hand model whose root moves between them (a
+    wrist folded into the root); it replaces ``root_*`` and needs a welded root (``root = "weld"``)."""
 
     root_position: np.ndarray
     root_quaternion: np.ndarray
     pregrasp: np.ndarray
     grasp: np.ndarray
     squeeze: np.ndarray
+    stage_roots: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.root_position)
 
     def take(self, idx) -> "GraspInputs":
-        return GraspInputs(*(np.asarray(getattr(self, k))[idx] for k in ("root_position", "root_quaternion", "pregrasp", "grasp", "squeeze")))
+        arrays = (np.asarray(getattr(self, k))[idx] for k in ("root_position", "root_quaternion", "pregrasp", "grasp", "squeeze"))
+        return GraspInputs(*arrays, stage_roots=None if self.stage_roots is None else np.asarray(self.stage_roots)[idx])
 
 
 def _quat_conj(q: np.ndarray) -> np.ndarray:
     return np.array([q[0], -q[1], -q[2], -q[3]])
+
+
+def _relative_pose(base: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """(7,) pose ``pose`` (position, w-x-y-z quaternion) in the frame of pose ``base`` (7,)."""
+    inv = _quat_conj(base[3:] / np.linalg.norm(base[3:]))
+    pos, quat = np.zeros(3), np.zeros(4)
+    mujoco.mju_rotVecQuat(pos, pose[:3] - base[:3], inv)
+    mujoco.mju_mulQuat(quat, inv, pose[3:] / np.linalg.norm(pose[3:]))
+    return np.concatenate([pos, quat])
+
+
+def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+    """Unit quaternion a fraction ``t`` of the shortest arc from ``q0`` to ``q1`` (w-x-y-z)."""
+    q0, q1 = q0 / np.linalg.norm(q0), q1 / np.linalg.norm(q1)
+    c = float(np.dot(q0, q1))
+    if c < 0.0:
+        q1, c = -q1, -c
+    if c > 1.0 - 1e-9:
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    a = np.arccos(c)
+    return (np.sin((1.0 - t) * a) * q0 + np.sin(t * a) * q1) / np.sin(a)
 
 
 def _rotation_deg(q0: np.ndarray, q1: np.ndarray) -> float:
@@ -88,14 +115,22 @@ class GraspSimulator:
     def _set_configuration(self, q: np.ndarray) -> None:
         self.data.qpos[self.scene.joint_qadr] = self.scene.hand_qpos(q)
 
-    def _ramp(self, q_from: np.ndarray, q_to: np.ndarray, seconds: float) -> None:
+    def _ramp(self, q_from: np.ndarray, q_to: np.ndarray, seconds: float, root_from: np.ndarray | None = None,
+              root_to: np.ndarray | None = None) -> None:
+        """Servo targets from ``q_from`` to ``q_to`` over ``seconds``; with ``root_from`` / ``root_to``
+        (7,) the welded root's mocap body moves with them (position linear, rotation slerp, as
+        DexGraspBench interpolates its stages)."""
         n = max(1, int(round(seconds / self.model.opt.timestep)))
         c0, c1 = self.scene.hand_ctrl(q_from), self.scene.hand_ctrl(q_to)
         jumps = self.physics.ramp_steps
+        moves = root_from is not None and not np.allclose(root_from, root_to, atol=1e-12)
         for i in range(1, n + 1):
             # every step, or in ``ramp_steps`` equal jumps (the target reached at each jump's start)
             frac = i / n if jumps <= 0 else min(jumps, int(np.ceil(i * jumps / n - 1e-9))) / jumps
             self.data.ctrl[:] = c0 + (c1 - c0) * frac
+            if moves:
+                self.data.mocap_pos[0] = root_from[:3] + (root_to[:3] - root_from[:3]) * frac
+                self.data.mocap_quat[0] = _slerp(root_from[3:], root_to[3:], frac)
             mujoco.mj_step(self.model, self.data)
 
     _BAD = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL, mujoco.mjtWarning.mjWARN_BADCTRL)
@@ -106,15 +141,25 @@ class GraspSimulator:
             raise FloatingPointError("the simulation became unstable")
 
     # -- one grasp --------------------------------------------------------------------------
-    def run(self, root_position, root_quaternion, pregrasp, grasp, squeeze, jitter: np.ndarray | None = None) -> dict:
+    def run(self, root_position, root_quaternion, pregrasp, grasp, squeeze, jitter: np.ndarray | None = None,
+            stage_roots: np.ndarray | None = None) -> dict:
         """Simulate one grasp, one trial. Returns ``held`` (per phase: 1, 0, or NaN if not run),
         ``success``, ``reason``, ``initial_penetration``, ``initial_self_penetration`` (m),
-        ``squeeze_translation`` (m), ``max_translation`` (m) and ``max_rotation_deg`` over the run phases."""
+        ``squeeze_translation`` (m), ``max_translation`` (m) and ``max_rotation_deg`` over the run phases.
+        ``stage_roots`` (3, 7): see :class:`GraspInputs`; the world is then the pre-grasp root's frame."""
         p = self.physics
         m, d, sc = self.model, self.data, self.scene
-        for name, v in (("root_position", root_position), ("root_quaternion", root_quaternion), ("pregrasp", pregrasp), ("grasp", grasp), ("squeeze", squeeze)):
+        for name, v in (("root_position", root_position), ("root_quaternion", root_quaternion), ("pregrasp", pregrasp), ("grasp", grasp),
+                        ("squeeze", squeeze), ("stage_roots", 0.0 if stage_roots is None else stage_roots)):
             if not np.all(np.isfinite(np.asarray(v, np.float64))):
                 raise ValueError(f"{name} holds non-finite values")
+        roots = [None, None, None]
+        if stage_roots is not None:
+            stage_roots = np.asarray(stage_roots, np.float64).reshape(3, 7)
+            if sc.root_free_qadr < 0:
+                raise ValueError("a root that moves between targets needs a welded hand root (physics root = 'weld')")
+            root_position, root_quaternion = stage_roots[0, :3], stage_roots[0, 3:]
+            roots = [_relative_pose(stage_roots[0], r) for r in stage_roots]
         mujoco.mj_resetData(m, d)
         # object pose in the hand root frame: the inverse of the root pose in the object frame
         qr = np.asarray(root_quaternion, np.float64)
@@ -130,8 +175,10 @@ class GraspSimulator:
         out = {"held": np.full(len(p.phases), np.nan), "success": False, "reason": HELD, "initial_penetration": 0.0,
                "initial_self_penetration": 0.0, "squeeze_translation": np.nan, "max_translation": 0.0, "max_rotation_deg": 0.0}
         pen = self_pen = 0.0
-        for q in ((grasp, pregrasp) if p.penetration_check == "both" else (pregrasp,)):
+        for q, r in (((grasp, roots[1]), (pregrasp, roots[0])) if p.penetration_check == "both" else ((pregrasp, roots[0]),)):
             self._set_configuration(q)
+            if r is not None:
+                d.qpos[sc.root_free_qadr:sc.root_free_qadr + 7] = r
             mujoco.mj_forward(m, d)
             ho, hh = self._depths()
             pen, self_pen = max(pen, ho), max(self_pen, hh)
@@ -142,8 +189,8 @@ class GraspSimulator:
             return out
         start_pos, start_quat = self._object_pose()
         d.ctrl[:] = sc.hand_ctrl(pregrasp)
-        self._ramp(pregrasp, grasp, p.grasp_seconds)
-        self._ramp(grasp, squeeze, p.squeeze_seconds)
+        self._ramp(pregrasp, grasp, p.grasp_seconds, roots[0], roots[1])
+        self._ramp(grasp, squeeze, p.squeeze_seconds, roots[1], roots[2])
         self._check_finite()
         pos, _ = self._object_pose()
         out["squeeze_translation"] = float(np.linalg.norm(pos - start_pos))
@@ -191,7 +238,8 @@ class GraspSimulator:
                 v = np.random.default_rng([seed, t]).normal(size=3)
                 jitter = p.trial_jitter * v / np.linalg.norm(v)
             try:
-                results.append(self.run(g.root_position[i], g.root_quaternion[i], g.pregrasp[i], g.grasp[i], g.squeeze[i], jitter))
+                results.append(self.run(g.root_position[i], g.root_quaternion[i], g.pregrasp[i], g.grasp[i], g.squeeze[i], jitter,
+                                        None if g.stage_roots is None else g.stage_roots[i]))
             except Exception as exc:  # one broken grasp must not lose the others
                 r = _error_result(len(p.phases))
                 r["error"] = f"{type(exc).__name__}: {exc}"

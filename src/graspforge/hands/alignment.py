@@ -188,6 +188,20 @@ def _line_costs(a: np.ndarray, b: np.ndarray, v: np.ndarray, R: np.ndarray, t: n
     return dist, slid
 
 
+#: weight of the plain anchor-to-anchor distance in the matching only: it breaks ties between joints
+#: whose lines coincide (the Shadow's first- and ring-finger flexion axes are one line at zero pose)
+_TIE_WEIGHT = 1e-3
+
+
+def _match(a: np.ndarray, u: np.ndarray, b: np.ndarray, v: np.ndarray, R: np.ndarray, t: np.ndarray):
+    """Optimal joint correspondence (rows: theirs, cols: ours) under the line costs, ties broken by
+    anchor distance; also returns the line costs (K, D) and slid points (K, D, 3)."""
+    cost, slid = _line_costs(a, b, v, R, t, u)
+    near = np.linalg.norm(((a - t) @ R)[None] - b[:, None], axis=-1)
+    rows, cols = linear_sum_assignment(cost + _TIE_WEIGHT * near)
+    return rows, cols, cost, slid
+
+
 def _fit(a, u, slid, v, rows, cols, R):
     """Kabsch on matched anchors plus points a lever along each matched pair of axes."""
     sgn = np.sign(np.einsum("ki,ki->k", v[rows] @ R.T, u[cols]))
@@ -254,14 +268,12 @@ def align_to_mjcf(desc: HandDescription, mjcf: str | Path, tolerance: float = TO
     for R in _rotations24():
         t = a0.mean(0) - R @ b0.mean(0)
         for _ in range(30):
-            cost, slid = _line_costs(a0, b0, v0, R, t, u0)
-            rows, cols = linear_sum_assignment(cost)
+            rows, cols, cost, slid = _match(a0, u0, b0, v0, R, t)
             R_new, t_new = _fit(a0, u0, slid, v0, rows, cols, R)
             if np.allclose(R_new, R, atol=1e-10) and np.allclose(t_new, t, atol=1e-12):
                 break
             R, t = R_new, t_new
-        cost, _ = _line_costs(a0, b0, v0, R, t, u0)
-        rows, cols = linear_sum_assignment(cost)
+        rows, cols, cost, _ = _match(a0, u0, b0, v0, R, t)
         err = float(cost[rows, cols].max())
         if best is None or err < best[0]:
             best = (err, R, t, cols)

@@ -341,26 +341,35 @@ def in_hand_model(gs: GraspSet, alignment, desc, root_in_frame: tuple[np.ndarray
     Root poses move to that link, joints to its joints (by name, in its order); the object frame,
     contacts and energies stay. For simulating grasps in the hand that will execute them.
 
-    Refused (:class:`ExportError`) when the alignment's frame hangs below joints it lacks (a wrist):
-    each target would then need its own root pose."""
-    if alignment.frame_link:
-        raise ExportError(f"{alignment.model}: its frame is our link {alignment.frame_name!r}, below joints it lacks; "
-                          "a grasp then has one root pose per target, which a grasp set cannot hold")
+    When the alignment's frame hangs below joints that model lacks (DexGraspBench's Shadow has no
+    wrist), each target folds our wrist into its own root pose: the result's root is the grasp
+    target's, and ``extra["stage_root_pose"]`` (N, 3, 7) holds the root position (m) and w-x-y-z
+    quaternion at the pre-grasp, grasp and squeeze targets, for a simulation that moves the root
+    between them (a welded root, as DexGraspBench's mocap does)."""
     names = list(alignment.joint_names)
     missing = [n for n in desc.joint_names if n not in names]
     if missing:
         raise ExportError(f"{alignment.model}: joints {missing[:4]} of hand {desc.name!r} have no counterpart in the alignment")
     cols = [names.index(n) for n in desc.joint_names]
-    pos, quat = alignment.root_pose(gs.root_position, gs.root_quaternion)
-    if root_in_frame is not None:
-        R_frame = Rotation.from_quat(quat[:, [1, 2, 3, 0]])
-        pos = pos + R_frame.apply(np.asarray(root_in_frame[0], np.float64))
-        q = (R_frame * Rotation.from_matrix(root_in_frame[1])).as_quat()[:, [3, 0, 1, 2]]
-        quat = q * np.where(q[:, :1] < 0, -1.0, 1.0)
+
+    def root(q_ours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos, quat = alignment.root_pose(gs.root_position, gs.root_quaternion, q_ours if alignment.frame_link else None)
+        if root_in_frame is not None:
+            R_frame = Rotation.from_quat(quat[:, [1, 2, 3, 0]])
+            pos = pos + R_frame.apply(np.asarray(root_in_frame[0], np.float64))
+            q = (R_frame * Rotation.from_matrix(root_in_frame[1])).as_quat()[:, [3, 0, 1, 2]]
+            quat = q * np.where(q[:, :1] < 0, -1.0, 1.0)
+        return pos, quat
+
+    pos, quat = root(gs.joint_positions)
+    extra = dict(gs.extra)
+    if alignment.frame_link:
+        stages = [root(q) for q in (gs.pregrasp_joint_positions, gs.joint_positions, gs.squeeze_joint_positions)]
+        extra["stage_root_pose"] = np.stack([np.concatenate(s, 1) for s in stages], 1)
     theirs = lambda q: alignment.joints(q)[:, cols]  # noqa: E731
     return replace(gs, hand=desc.name, joint_names=list(desc.joint_names), root_position=pos, root_quaternion=quat,
                    joint_positions=theirs(gs.joint_positions), pregrasp_joint_positions=theirs(gs.pregrasp_joint_positions),
-                   squeeze_joint_positions=theirs(gs.squeeze_joint_positions), extra=dict(gs.extra))
+                   squeeze_joint_positions=theirs(gs.squeeze_joint_positions), extra=extra)
 
 
 def other_hand_model(ours, mjcf: str | Path):
