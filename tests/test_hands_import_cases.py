@@ -431,3 +431,51 @@ def test_hull_geometry_is_what_evaluate_simulates(tmp_path, hands_dir):
     centre = [0.0, 0.0, 0.01]  # between the U's arms, above its floor
     assert inside(hull, centre) > 0.003 and inside(mesh, centre) < -0.003  # grids are positive inside
     assert hull.provenance["inferred"]["link_geometry"] == "hull"
+
+
+def test_a_driver_stops_where_its_follower_reaches_its_limit(tmp_path):
+    """FFJ1 = 2 FFJ2 (a joint equality) with both ranges [0, 1.5]: FFJ2 may only reach 0.75, so the
+    imported range of FFJ2 is [0, 0.75], said in a warning; every pose inside the imported ranges
+    keeps every MuJoCo joint inside its own range."""
+    eq = """<equality><joint joint1="robot0:FFJ1" joint2="robot0:FFJ2" polycoef="0 2 0 0 0"/></equality>"""
+    path = write(tmp_path, "h.xml", hand_xml(forearm=False, tendons=eq))
+    p = parse_mjcf(path)
+    t = p.tree
+    assert "robot0:FFJ1" not in t.actuated_joints
+    j = t.actuated_joints.index("robot0:FFJ2")
+    assert (t.lower[j], t.upper[j]) == pytest.approx((0.0, 0.75))
+    assert any("robot0:FFJ2 [0, 1.5] -> [0, 0.75] (follower robot0:FFJ1)" in w for w in p.warnings), p.warnings
+    m = mujoco.MjModel.from_xml_path(str(path))
+    for q in (t.lower, t.upper, (t.lower + t.upper) / 2):
+        full = t.joint_values(q)
+        for l in range(t.num_links):
+            if t.q_index[l] >= 0:
+                lo, hi = m.jnt_range[m.joint(t.joint_names[l]).id]
+                assert lo - 1e-9 <= full[l] <= hi + 1e-9, t.joint_names[l]
+    # the other fingers, uncoupled, keep their full range
+    k = t.actuated_joints.index("robot0:MFJ2")
+    assert (t.lower[k], t.upper[k]) == pytest.approx((0.0, 1.5))
+
+
+def test_unused_fingers_curl_the_way_they_close(tmp_path, hands_dir):
+    """A hand whose fingers close toward their LOWER limits (axes reversed, ranges [-1.5, 0]): the
+    fingers a grasp type leaves out curl toward the lower limits at initialisation, not away."""
+    import torch
+
+    from graspforge.config import InitConfig
+    from graspforge.hands.model import HandModel
+    from graspforge.optimize.init import initial_joints
+
+    text = hand_xml(forearm=False).replace('range="0 1.5"', 'range="-1.5 0"')
+    text = text.replace('axis="1 0 0"', 'axis="TMP"').replace('axis="-1 0 0"', 'axis="1 0 0"').replace('axis="TMP"', 'axis="-1 0 0"')
+    desc, _ = import_hand(write(tmp_path, "lower.xml", text), name="lower_hand")
+    curled = [g for g in desc.grasp_types.values() if g.curl_joints]
+    assert curled, {k: g.links for k, g in desc.grasp_types.items()}
+    hand = HandModel(desc)
+    cfg = InitConfig()
+    for g in curled:
+        assert g.curl_signs == [-1] * len(g.curl_joints)
+        q = initial_joints(hand, g.curl_joints, cfg, torch.full((4, desc.dof), 0.5), g.curl_signs)
+        idx = [desc.joint_names.index(j) for j in g.curl_joints]
+        want = hand.canonical_q[idx] + cfg.curl * (hand.lower[idx] - hand.canonical_q[idx])
+        assert torch.allclose(q[:, idx], want.expand(4, -1)) and torch.all(want < hand.canonical_q[idx] - 0.1)

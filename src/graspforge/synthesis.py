@@ -197,7 +197,8 @@ def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: Generate
     jobs = [job_key(hand.description.name, gtype.name, obj) for obj in objects]
     rng = CounterRNG(torch.cat([grasp_keys(int(cfg.seed), job, G, hand.device) for job in jobs]))
     init = GraspInitializer(hand, [obj.convex_hull for obj in objects], G, gtype.curl_joints, cfg.init, allowed, thumb,
-                            cfg.init.thumb_contacts, K, rng, [combine(int(cfg.seed), text_key(job)) for job in jobs])
+                            cfg.init.thumb_contacts, K, rng, [combine(int(cfg.seed), text_key(job)) for job in jobs],
+                            curl_signs=gtype.curl_signs)
     energy = GraspEnergy(hand, batch, cfg.energy)
 
     def within_limits(p: torch.Tensor) -> torch.Tensor:

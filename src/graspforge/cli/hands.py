@@ -93,7 +93,8 @@ def summary(d: HandDescription) -> dict:
         "root_link": t.link_names[0],
         "contact_candidates": d.candidates_per_link(),
         "num_candidates": int(len(d.contact_points)),
-        "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints} for k, v in d.grasp_types.items()},
+        "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints, "curl_signs": v.curl_signs or [1] * len(v.curl_joints)}
+                        for k, v in d.grasp_types.items()},
         "approach_axis": np.round(d.approach_axis, 6).tolist(),
         "up_axis": np.round(d.up_axis, 6).tolist(),
         "collision_grids": len(d.grids),
@@ -121,7 +122,8 @@ def _print_summary(s: dict) -> None:
     print("\ngrasp types:")
     for k, v in s["grasp_types"].items():
         links = ", ".join(f"{a} ({b})" for a, b in v["links"].items())
-        curl = f"; curls {', '.join(v['curl_joints'])}" if v["curl_joints"] else ""
+        curl = (f"; curls {', '.join(j + (' (to lower)' if s < 0 else '') for j, s in zip(v['curl_joints'], v['curl_signs']))}"
+                if v["curl_joints"] else "")
         print(f"  {k}: {links}{curl}")
     print(f"\ncollision: {s['collision_grids']} link distance grids, {s['self_collision_samples']} self-collision samples, {s['reference_spheres']} reference spheres")
     inf = s.get("inferred")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,9 @@ class GraspType:
     name: str
     links: dict[str, int]
     curl_joints: list[str] = field(default_factory=list)
+    # per curl joint, the limit it curls toward: +1 upper, -1 lower (a hand closing toward its lower
+    # limits, e.g. some grippers); empty: all +1 (every built-in)
+    curl_signs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -156,7 +159,8 @@ class HandDescription:
             "format_version": FORMAT_VERSION,
             "name": self.name,
             "tree": self.tree.to_dict(),
-            "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints} for k, v in self.grasp_types.items()},
+            "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints, **({"curl_signs": v.curl_signs} if v.curl_signs else {})}
+                            for k, v in self.grasp_types.items()},
             "canonical_q": self.canonical_q.tolist(),
             "approach_axis": self.approach_axis.tolist(),
             "up_axis": self.up_axis.tolist(),
@@ -222,7 +226,8 @@ class HandDescription:
                 surface_links=np.asarray(arr["surface_links"], np.int64),
                 spheres=np.asarray(arr["spheres"], np.float64).reshape(-1, 4),
                 sphere_links=np.asarray(arr["sphere_links"], np.int64),
-                grasp_types={k: GraspType(k, {str(a): int(b) for a, b in v["links"].items()}, [str(x) for x in v.get("curl_joints", [])]) for k, v in meta["grasp_types"].items()},
+                grasp_types={k: GraspType(k, {str(a): int(b) for a, b in v["links"].items()}, [str(x) for x in v.get("curl_joints", [])],
+                                    [int(x) for x in v.get("curl_signs", [])]) for k, v in meta["grasp_types"].items()},
                 canonical_q=np.asarray(meta["canonical_q"], np.float64),
                 approach_axis=np.asarray(meta["approach_axis"], np.float64),
                 up_axis=np.asarray(meta["up_axis"], np.float64),
@@ -324,6 +329,13 @@ def _curl_joints(tree: KinematicTree, links: dict[str, int]) -> list[str]:
                 if tree.q_index[a] >= 0:
                     used.add(int(tree.q_index[a]))
     return [j for i, j in enumerate(tree.actuated_joints) if i not in used]
+
+
+def _curled(gt: GraspType, tree: KinematicTree, closing: np.ndarray) -> GraspType:
+    """``gt`` with its curl joints curling the way each closes (``closing`` (D,) +-1, 0 unknown: +1);
+    ``curl_signs`` stays empty when every one closes toward its upper limit."""
+    signs = [-1 if closing[tree.actuated_joints.index(j)] < 0 else 1 for j in gt.curl_joints]
+    return replace(gt, curl_signs=signs if any(s < 0 for s in signs) else [])
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -661,7 +673,7 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
         if not known_links:
             warnings.append(f"grasp type {tname!r} has no usable links; dropped")
             continue
-        grasp_types[tname] = GraspType(tname, known_links, _curl_joints(tree, known_links))
+        grasp_types[tname] = _curled(GraspType(tname, known_links, _curl_joints(tree, known_links)), tree, st.closing)
     if "full" not in grasp_types:
         grasp_types["full"] = GraspType("full", dict(per_link), [])
     if "fingertip" not in grasp_types:
@@ -670,7 +682,7 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
         below = {a for link in per_link for a in tree.ancestors(idx[link])[1:]}
         tips = {k: v for k, v in per_link.items() if idx[k] not in below}
         if tips and all(tips != g.links for g in grasp_types.values()):
-            grasp_types["fingertip"] = GraspType("fingertip", tips, _curl_joints(tree, tips))
+            grasp_types["fingertip"] = _curled(GraspType("fingertip", tips, _curl_joints(tree, tips)), tree, st.closing)
     return grasp_types
 
 

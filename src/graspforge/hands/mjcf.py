@@ -383,6 +383,33 @@ def _geometry(m, link_names: list[str], link_of_body: dict[int, int], warnings: 
     return collisions, visuals
 
 
+def _follower_ranges(m, follows: dict[int, tuple[int, float, float]], act_index: dict[int, int], lower: np.ndarray,
+                     upper: np.ndarray, warnings: list[str], notes: dict) -> None:
+    """Narrow each driver's range (in place) so that every coupled follower stays inside its own
+    range: follower = multiplier * driver + offset. A simulator would stop the follower at its limit
+    and, through the coupling, the driver with it; synthesis must not plan poses past that."""
+    import mujoco
+
+    narrowed = []
+    for j, (drv, mm, oo) in follows.items():
+        if not m.jnt_limited[j] or mm == 0:
+            continue
+        i = act_index[drv]
+        a, b = sorted(((m.jnt_range[j][0] - oo) / mm, (m.jnt_range[j][1] - oo) / mm))
+        lo, hi = max(lower[i], a), min(upper[i], b)
+        if lo > hi:
+            warnings.append(f"joint {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r} cannot stay in its range for any value of its driver "
+                            f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)!r}; the driver's range is kept")
+            continue
+        if lo > lower[i] + 1e-9 or hi < upper[i] - 1e-9:
+            narrowed.append(f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)} [{lower[i]:.4g}, {upper[i]:.4g}] -> [{lo:.4g}, {hi:.4g}] "
+                            f"(follower {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)})")
+            lower[i], upper[i] = lo, hi
+    if narrowed:
+        notes["follower_ranges"] = narrowed
+        warnings.append("driver ranges narrowed so their coupled followers stay in range: " + "; ".join(narrowed))
+
+
 def parse_mjcf(path: str | Path, angle: str | None = None) -> ParsedHand:
     """Parse an MJCF file with MuJoCo; errors name the file.
 
@@ -420,6 +447,7 @@ def parse_mjcf(path: str | Path, angle: str | None = None) -> ParsedHand:
         else:
             warnings.append(f"joint {_name(m, J, j)!r} has no limits; using [-pi, pi]")
             lower[i], upper[i] = -np.pi, np.pi
+    _follower_ranges(m, follows, act_index, lower, upper, warnings, notes)
     tree = KinematicTree(**arr, q_index=qidx, multiplier=mult, offset=off,
                          actuated_joints=[_name(m, J, j) for j in actuated], lower=lower, upper=upper)
     collisions, visuals = _geometry(m, arr["link_names"], link_of_body, warnings)

@@ -100,11 +100,13 @@ def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Ten
     return torch.cat([t, matrix_to_rot6d(R)], 1)
 
 
-def initial_joints(hand: HandModel, curl_joints: list[str], cfg: InitConfig, u: torch.Tensor) -> torch.Tensor:
+def initial_joints(hand: HandModel, curl_joints: list[str], cfg: InitConfig, u: torch.Tensor,
+                   curl_signs: list[int] | None = None) -> torch.Tensor:
     """(N, D) joints from uniforms ``u`` (N, D): the canonical pose plus a normal of standard
     deviation sigma = ``joint_sigma`` (upper - lower) truncated to the joint limits (inverse-CDF
     sampling, so no draw piles up on a limit); joints of fingers the grasp type does not use are
-    curled ``curl`` of the way to their upper limit."""
+    curled ``curl`` of the way to their upper limit, or their lower one where ``curl_signs`` (one
+    +-1 per curl joint; None or empty: all +1) says the joint closes that way."""
     lo, hi, c = hand.lower, hand.upper, hand.canonical_q
     u = torch.as_tensor(u, device=hand.device).to(torch.float64)
     lo64, hi64, c64 = lo.to(torch.float64), hi.to(torch.float64), c.to(torch.float64)
@@ -120,7 +122,11 @@ def initial_joints(hand: HandModel, curl_joints: list[str], cfg: InitConfig, u: 
         idx = [hand.description.joint_names.index(j) for j in curl_joints]
         mask = torch.zeros(hand.dof, dtype=torch.bool, device=hand.device)
         mask[idx] = True
-        q = torch.where(mask, c + cfg.curl * (hi - c), q)
+        toward = hi.clone()
+        if curl_signs:
+            low = [i for i, s in zip(idx, curl_signs) if s < 0]
+            toward[low] = lo[low]
+        q = torch.where(mask, c + cfg.curl * (toward - c), q)
     return q
 
 
@@ -149,12 +155,13 @@ class GraspInitializer:
 
     def __init__(self, hand: HandModel, hulls: list, grasps_per_object: int, curl_joints: list[str], cfg: InitConfig,
                  allowed: torch.Tensor, thumb: torch.Tensor, thumb_slots: int, num_contacts: int, rng,
-                 object_keys: list[int], pool: int = 2048):
+                 object_keys: list[int], pool: int = 2048, curl_signs: list[int] | None = None):
         if len(allowed) == 0:
             raise ValueError("no allowed contact candidates")
         self.hand, self.cfg, self.rng = hand, cfg, rng
         self.G, self.K = int(grasps_per_object), int(num_contacts)
         self.curl_joints = list(curl_joints)
+        self.curl_signs = list(curl_signs or [])
         self.allowed, self.thumb = allowed, thumb
         self.thumb_slots = min(int(thumb_slots), self.K) if len(thumb) else 0
         self.samplers = [HullSampler(np.asarray(h.vertices), np.asarray(h.faces), cfg.hull_offset, pool=pool, seed=int(k))
@@ -176,7 +183,7 @@ class GraspInitializer:
     def _grasps(self, points: torch.Tensor, normals: torch.Tensor, counter) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng
         root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4), self.setback)
-        q = initial_joints(self.hand, self.curl_joints, self.cfg, rng.uniform(counter, _S_JOINTS, self.hand.dof))
+        q = initial_joints(self.hand, self.curl_joints, self.cfg, rng.uniform(counter, _S_JOINTS, self.hand.dof), self.curl_signs)
         return torch.cat([root, q], 1), self.contacts(rng.uniform(counter, _S_CONTACTS, self.K))
 
     def spread(self) -> tuple[torch.Tensor, torch.Tensor]:
