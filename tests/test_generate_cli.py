@@ -29,6 +29,9 @@ def test_generate_writes_grasp_sets_and_resumes(tmp_path):
     assert len(gs) == 3 and gs.num_contacts == 4 and gs.hand == "allegro" and len(gs.joint_names) == 16
     cfg = tomllib.loads((out / "config.toml").read_text())
     assert cfg["grasps"] == 3 and cfg["optimizer"]["iterations"] == 10 and cfg["energy"]["object_points"] == 300
+    # --iterations compresses the schedule (7000 -> 10 steps): periods 50, 30, 600 and the reset stop 1200 scale by 10/7000
+    opt = cfg["optimizer"]
+    assert (opt["step_decay_every"], opt["temperature_decay_every"], opt["reset_every"], opt["reset_stop_before_end"]) == (1, 1, 1, 2)
     assert tomllib.loads(gs.config_toml) == cfg
     before = {f: f.stat().st_mtime_ns for f in files}
     r2 = run(*args, "--resume")

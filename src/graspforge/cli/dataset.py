@@ -10,7 +10,7 @@ from pathlib import Path
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
 from ..dataset.build import DatasetSettings, build_dataset, dataset_summary, parse_shard
 from ..io.export import export_grasps
-from .generate import check_device, synthesis_overrides
+from .generate import check_device, synthesis_overrides, with_iterations
 
 
 def add_parser(sub) -> None:
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     b.add_argument("--contacts", type=int)
     b.add_argument("--energy", choices=ENERGY_METHODS)
     b.add_argument("--optimizer", choices=OPTIMIZERS)
-    b.add_argument("--iterations", type=int)
+    b.add_argument("--iterations", type=int, help="optimiser iterations, the schedule compressed to fit (as generate)")
     b.add_argument("--seed", type=int)
     b.add_argument("--device", default="cpu", help="synthesis device: cpu, cuda, cuda:1, ... (evaluation stays on CPU cores)")
     b.add_argument("--config", type=Path, help="TOML file with any synthesis setting")
@@ -67,8 +67,9 @@ def add_parser(sub) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, synthesis_overrides(args.set, grasps=args.grasps_per_object, contacts=args.contacts, seed=args.seed,
-                                                       energy=args.energy, optimizer=args.optimizer, iterations=args.iterations))
+    cfg = with_iterations(load_config(args.config, synthesis_overrides(args.set, grasps=args.grasps_per_object, contacts=args.contacts,
+                                                                       seed=args.seed, energy=args.energy, optimizer=args.optimizer)),
+                          args.iterations)
     settings = DatasetSettings(hands=list(args.hands), grasp_types=list(args.grasp_types), objects=list(args.objects), keep=args.keep,
                                evaluate=not args.no_evaluate, protocol=args.protocol, objects_per_batch=args.objects_per_batch)
     shard = parse_shard(args.shard)

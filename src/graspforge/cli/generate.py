@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--contacts", type=int, help="contacts per grasp K (default 12)")
     p.add_argument("--energy", choices=ENERGY_METHODS, help="force-closure energy (default graspqp)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="annealer (default mala_star)")
-    p.add_argument("--iterations", type=int, help="optimiser iterations (default 7000)")
+    p.add_argument("--iterations", type=int, help="optimiser iterations (default 7000); the annealing schedule (step-size and "
+                   "temperature decay, resets) is compressed to fit, so a short run still ends cold (--set optimizer.iterations=N "
+                   "changes the count alone)")
     p.add_argument("--seed", type=int, help="random seed; the same seed reproduces a run bit for bit on one machine")
     p.add_argument("--check-rounds", type=int, metavar="N",
                    help="physics check in the loop: simulate every grasp (check.protocol, default dexgraspbench) and replace "
@@ -69,10 +71,11 @@ def check_device(name: str):
 def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
     """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
 
-    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, iterations, check_rounds, check_hand.
+    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, check_rounds, check_hand.
+    ``--iterations`` is not an override: :func:`with_iterations` compresses the schedule after loading.
     """
     keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "seed": "seed", "device": "device",
-            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name", "iterations": "optimizer.iterations",
+            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name",
             "check_rounds": "check.rounds", "check_hand": "check.hand"}
     o: dict = {keys[k]: v for k, v in values.items() if v is not None}
     if resume:
@@ -88,8 +91,17 @@ def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) ->
 def _overrides(args: argparse.Namespace) -> dict:
     return synthesis_overrides(args.set, args.resume, hand=args.hand, objects=args.objects, grasps=args.grasps, contacts=args.contacts,
                                seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
-                               iterations=args.iterations, check_rounds=args.check_rounds,
+                               check_rounds=args.check_rounds,
                                check_hand=args.check_hand)
+
+
+def with_iterations(cfg, iterations: int | None):
+    """``cfg`` with its optimiser schedule compressed to ``iterations`` (``--iterations``; None: as
+    is): every decay and reset period scaled (:meth:`~graspforge.config.OptimizerConfig.compressed`),
+    as ``hands check`` and the benches do, so that the run ends as cold as the full schedule. Validated."""
+    if iterations is not None:
+        cfg.optimizer = cfg.optimizer.compressed(iterations)
+    return cfg.validate()
 
 
 def _safe(s: str) -> str:
@@ -136,7 +148,7 @@ def _summary_table(rows: list[dict]) -> str:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config, _overrides(args))
+    cfg = with_iterations(load_config(args.config, _overrides(args)), args.iterations)
     if args.grasp_type:
         cfg.grasp_type = ",".join(args.grasp_type)
     types = [t for t in cfg.grasp_type.replace(",", " ").split() if t]
