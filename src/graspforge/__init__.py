@@ -30,7 +30,7 @@ _API: dict[str, tuple[str, str | None]] = {
     "load_object": ("graspforge.objects.model", "load_object"),
     "load_config": ("graspforge.config", "load_config"),
     "GenerateConfig": ("graspforge.config", "GenerateConfig"),
-    "synthesize": ("graspforge.synthesis", "synthesize"),
+    "synthesize": ("graspforge.pipelines.synthesis", "synthesize"),
     "GraspSet": ("graspforge.io.grasp_set", "GraspSet"),
     # the evaluation package, callable: gf.evaluate(grasp_set) runs evaluate_grasp_set
     "evaluate": ("graspforge.evaluate", None),

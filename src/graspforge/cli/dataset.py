@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
-from ..dataset.build import DatasetSettings, build_dataset, dataset_summary, parse_shard
 from ..io.export import export_grasps
+from ..pipelines.dataset_build import DatasetSettings, build_dataset, dataset_summary, parse_shard
 from .generate import check_device, synthesis_overrides
 
 

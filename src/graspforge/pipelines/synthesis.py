@@ -13,20 +13,20 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, dump_toml, physics_protocol
-from .energy.model import GraspEnergy
-from .energy.scene import ObjectBatch
-from .evaluate.run import evaluate_grasp_set
-from .geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
-from .hands.description import HandDescription, is_thumb_link
-from .hands.model import HandModel
-from .io.export import other_hand_model
-from .io.grasp_set import GraspSet
-from .objects import ObjectModel, load_object
-from .optimize.init import GraspInitializer
-from .optimize.mala import GraspOptimizer, OptimizerStats
-from .optimize.refine import refine_poses
-from .optimize.rng import CounterRNG, combine, grasp_keys, text_key
+from ..config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, dump_toml, physics_protocol
+from ..energy.model import GraspEnergy
+from ..energy.scene import ObjectBatch
+from ..geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
+from ..hands.description import HandDescription, is_thumb_link
+from ..hands.model import HandModel
+from ..io.export import other_hand_model
+from ..io.grasp_set import GraspSet
+from ..objects import ObjectModel, load_object
+from ..optimize.init import GraspInitializer
+from ..optimize.mala import GraspOptimizer, OptimizerStats
+from ..optimize.refine import refine_poses
+from ..optimize.rng import CounterRNG, combine, grasp_keys, text_key
+from .evaluation import evaluate_grasp_set
 
 PREGRASP_OPEN = 0.015  # m, contacts moved out along the object normal
 SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object (reference squeeze, along the normals)

@@ -31,16 +31,16 @@ from .. import __version__
 from .._io import atomic_write_bytes, atomic_write_json, atomic_write_text, safe_filename
 from ..config import (ENERGY_METHODS, OPTIMIZERS, EvaluateConfig, GenerateConfig, MetricsConfig, OptimizerConfig, dump_toml,
                       load_config, tomllib)
-from ..dataset.build import expand_objects
 from ..errors import GraspforgeError
 from ..evaluate.metrics import unique_vs_seeds
-from ..evaluate.run import evaluate_grasp_set, grasp_set_object, pool_rows, settings_key, summary_row, write_evaluation
 from ..hands import load_hand, load_hand_description
 from ..io.grasp_set import GraspSet
 from ..objects import load_object
-from ..synthesis import synthesize
 from ..viz.figure import figure_png
 from ..viz.heatmap import CONTACT_DISTANCE, contact_heatmaps
+from .dataset_build import expand_objects
+from .evaluation import evaluate_grasp_set, grasp_set_object, pool_rows, settings_key, summary_row, write_evaluation
+from .synthesis import synthesize
 
 #: the paper's Table 1 (METHOD.md s. 9): UGR % / H per hand under its Isaac Lab protocol, 50 DexGraspNet objects
 PAPER_HANDS = ("allegro", "shadow_hand", "robotiq3", "robotiq2", "ability_hand")

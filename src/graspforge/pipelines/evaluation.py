@@ -33,21 +33,19 @@ import numpy as np
 from .. import __version__
 from .._io import atomic_write_json
 from ..config import EvaluateConfig, dump_toml, physics_protocol
-from ..errors import GraspforgeError, ObjectMismatchError
+from ..errors import GraspforgeError
+from ..evaluate.checks import EvaluationError, check_hand, grasp_set_object
+from ..evaluate.exact import ExactHandMeshes, exact_grasp_metrics
+from ..evaluate.metrics import summarize, unique_vs_seeds
+from ..evaluate.scene import build_scene
+from ..evaluate.simulate import GraspInputs, simulate_grasps
+from ..hands import HandModel, load_hand_description
 from ..hands.description import HandDescription
 from ..hands.meshes import link_collision_meshes
 from ..io.grasp_set import GraspSet
-from ..objects import ObjectModel, collision_pieces, load_recorded_object
-from .exact import ExactHandMeshes, exact_grasp_metrics
-from .metrics import summarize, unique_vs_seeds
-from .scene import build_scene
-from .simulate import GraspInputs, simulate_grasps
+from ..objects import ObjectModel, collision_pieces
 
 RESULT_FIELDS = ("max_translation", "max_rotation_deg", "squeeze_translation", "initial_penetration")
-
-
-class EvaluationError(GraspforgeError, ValueError):
-    """A grasp file that cannot be evaluated (hand or object mismatch, missing object, ...)."""
 
 
 @dataclass
@@ -60,28 +58,6 @@ class EvaluationResult:
     hand_geometry: str = ""
     object_geometry: str = ""
     errors: list[str] = field(default_factory=list)
-
-
-def check_hand(grasps: GraspSet, desc: HandDescription, where: str = "grasp set") -> None:
-    """Raise :class:`EvaluationError` unless the grasp set's joints are the hand's, in order."""
-    if list(grasps.joint_names) != list(desc.joint_names):
-        extra = sorted(set(grasps.joint_names) - set(desc.joint_names))[:4]
-        missing = sorted(set(desc.joint_names) - set(grasps.joint_names))[:4]
-        raise EvaluationError(
-            f"{where}: its {len(grasps.joint_names)} joints do not match hand {desc.name!r} ({len(desc.joint_names)} DoF)"
-            + (f"; unknown to the hand: {extra}" if extra else "") + (f"; missing: {missing}" if missing else "")
-            + ("; same joints in another order" if not extra and not missing else ""))
-
-
-def grasp_set_object(grasps: GraspSet, override: str | None = None, where: str = "grasp set") -> ObjectModel:
-    """The object a grasp set was made for (its recorded source and scale), checked against the
-    recorded content hash; or ``override`` (a mesh or built-in spec), unchecked."""
-    if override:
-        return load_recorded_object(override, None)  # unchecked, at the spec's own scale
-    try:
-        return load_recorded_object(grasps.object_source, grasps.object_scale, grasps.object_hash, where)
-    except ObjectMismatchError as e:
-        raise EvaluationError(f"{e}; pass --object to choose one") from None
 
 
 def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel, config: EvaluateConfig | None = None,
@@ -143,6 +119,22 @@ def evaluate_grasp_set(grasps: GraspSet, desc: HandDescription, obj: ObjectModel
     if protocols:
         arrays["success"] = arrays[f"eval_{protocols[0]}_success"].copy()
     return EvaluationResult(arrays, summary, seconds, hand_meshes.origin, piece_origin, errors)
+
+
+def evaluate_grasps(grasps: GraspSet, hand: HandDescription | HandModel | str | None = None, obj: ObjectModel | None = None,
+                    config: EvaluateConfig | None = None, protocols: tuple[str, ...] = ("strict",), workers: int = 1,
+                    geometry: bool = True) -> EvaluationResult:
+    """:func:`evaluate_grasp_set` with the hand and object found from the grasp set when not given:
+    the hand by its recorded name (built-in or imported), the object from its recorded source,
+    checked against its recorded content hash. Returns per-grasp arrays (N,) and per-protocol summaries.
+
+    ``graspforge.evaluate(grasp_set)`` calls this (see :mod:`graspforge.evaluate`)."""
+    if hand is None or isinstance(hand, str):
+        desc = load_hand_description(hand or grasps.hand)
+    else:
+        desc = hand.description if isinstance(hand, HandModel) else hand
+    obj = grasp_set_object(grasps) if obj is None else obj
+    return evaluate_grasp_set(grasps, desc, obj, config, protocols=protocols, workers=workers, geometry=geometry)
 
 
 def summary_row(file: str, object_name: str, hand: str, grasp_type: str, grasps: int, summary: dict, protocols) -> dict:

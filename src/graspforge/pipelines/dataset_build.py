@@ -31,12 +31,12 @@ import torch
 
 from .._io import atomic_write_json, atomic_write_text, process_exists, safe_filename, temp_file_is_live
 from ..config import EvaluateConfig, dump_toml, load_config, tomllib
-from ..evaluate.run import evaluate_grasp_set
 from ..hands import load_hand, load_hand_description
 from ..io.dataset_index import INDEX_FIELDS, DatasetError, read_dataset_index, read_index, read_record, write_index
 from ..objects import load_object
 from ..objects.loading import find_mesh_files
-from ..synthesis import synthesize
+from .evaluation import evaluate_grasp_set
+from .synthesis import synthesize
 
 __all__ = ["INDEX_FIELDS", "DatasetError", "read_dataset_index", "read_index", "read_record", "write_index"]  # re-exported
 
