@@ -11,8 +11,11 @@ Packages by layer (each imports only from the layers above it in this list; test
 - foundation: ``errors``, ``config`` (run settings), ``_io`` (atomic files), ``backend`` (devices)
 - core: ``geometry`` -> ``hands``, ``objects`` -> ``energy``, ``optimize``
 - io: ``io`` (grasp-set files, dataset index, exports)
-- pipelines: ``synthesis``, ``evaluate`` -> ``viz`` -> ``dataset`` (build) -> ``report``
+- measure: ``evaluate`` (physics, exact geometry, metrics) -> ``viz`` (pictures)
+- pipelines: ``pipelines`` (synthesis, evaluation, dataset build, the paper's comparison)
 - cli: ``cli``
+
+``synthesis``, ``dataset`` and ``report`` (and ``evaluate.run``) are aliases of moved modules, kept for old imports.
 
 The names below are imported on first use, so ``import graspforge`` stays light (no torch).
 """
