@@ -5,12 +5,12 @@
     io          io (grasp-set files, dataset index, exports)
     measure     evaluate (MuJoCo physics, exact-mesh geometry, metrics) -> viz (pictures)
     pipelines   pipelines (synthesis, evaluation, dataset build, the paper's comparison)
-    aliases     synthesis.py, dataset/, report/: old import paths of moved modules, for users' code
+    aliases     synthesis.py, dataset/, report/ (and evaluate/run.py): old import paths of moved modules, for users' code
     cli         cli
     api         graspforge/__init__.py (lazy re-exports)
 
 A module may import from its own package or from a package of lower rank, never upwards or
-sideways (the one exception, ``UPWARD_IMPORTS_ALLOWED``, keeps old names of ``graspforge.evaluate``
+sideways (the exceptions, ``UPWARD_IMPORTS_ALLOWED``, keep the old names of ``graspforge.evaluate``
 working); no module imports an alias (``ALIASES``: they exist for code outside the package); and
 graspforge modules are imported at module level, never inside a function (a
 function-local import hides a cycle), except the few listed in ``LOCAL_IMPORTS_ALLOWED`` with why.
