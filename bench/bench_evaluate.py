@@ -15,7 +15,7 @@ import torch
 
 from graspforge.config import physics_protocol
 from graspforge.io.grasp_set import GraspSet
-from graspforge.evaluate.run import grasp_set_object
+from graspforge.pipelines.evaluation import grasp_set_object
 from graspforge.evaluate.scene import build_scene
 from graspforge.evaluate.simulate import GraspInputs, simulate_grasps
 from graspforge.hands import load_hand_description

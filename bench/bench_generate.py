@@ -21,7 +21,7 @@ from graspforge.energy.terms import contact_distance_energy, joint_limit_energy
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
 from graspforge.backend import use_kernels
-from graspforge.synthesis import make_optimizer, synthesize
+from graspforge.pipelines.synthesis import make_optimizer, synthesize
 
 
 def _best(fn, repeat: int) -> float:

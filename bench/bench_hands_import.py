@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from graspforge.hands import BuildOptions, HandModel, load_hand_description
-from graspforge.synthesis import smoke_test
+from graspforge.pipelines.synthesis import smoke_test
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets" / "hands"
 HANDS = ["allegro", "shadow_hand", "ability_hand", "robotiq3", "robotiq2", "panda", "schunk_2f"]

@@ -3,7 +3,7 @@
     python bench/eval_table.py runs/a runs/b [--objects NAME ...]
 
 Per folder, the same pooled figures as ``graspforge evaluate``'s overall row
-(:func:`graspforge.evaluate.run.pool_rows`), plus exact-geometry seconds per grasp.
+(:func:`graspforge.pipelines.evaluation.pool_rows`), plus exact-geometry seconds per grasp.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from graspforge.evaluate.run import pool_rows, summary_row
+from graspforge.pipelines.evaluation import pool_rows, summary_row
 
 
 def folder_table(folder: Path, only: set[str] | None) -> dict:

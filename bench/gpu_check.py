@@ -135,7 +135,7 @@ def _time_steps(batch: int, objects, steps: int, graph: bool) -> dict:
 
     from graspforge.config import load_config
     from graspforge.hands import load_hand
-    from graspforge.synthesis import make_optimizer
+    from graspforge.pipelines.synthesis import make_optimizer
 
     n_obj = len(objects)
     cfg = load_config(overrides={"grasps": max(1, batch // n_obj), "contacts": 12, "optimizer.cuda_graph": graph})
@@ -168,7 +168,7 @@ def timing_stage(objects: list[str], batches: list[int], steps: int) -> dict:
     from graspforge.config import load_config
     from graspforge.hands import load_hand
     from graspforge.objects import load_objects
-    from graspforge.synthesis import make_optimizer
+    from graspforge.pipelines.synthesis import make_optimizer
 
     objs = load_objects(objects)
     out: dict = {"rows": []}

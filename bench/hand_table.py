@@ -20,10 +20,10 @@ import torch
 
 from graspforge.config import EvaluateConfig, GenerateConfig
 from graspforge.io.grasp_set import GraspSet
-from graspforge.evaluate.run import evaluate_grasp_set, pool_rows, read_sidecar, summary_row, write_evaluation
+from graspforge.pipelines.evaluation import evaluate_grasp_set, pool_rows, read_sidecar, summary_row, write_evaluation
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.synthesis import synthesize
+from graspforge.pipelines.synthesis import synthesize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 OBJECTS = ["005_tomato_soup_can", "013_apple", "036_wood_block", "044_flat_screwdriver", "065-a_cups"]

@@ -23,7 +23,7 @@ from graspforge.config import load_config
 from graspforge.evaluate import ExactHandMeshes, exact_grasp_metrics
 from graspforge.hands import HandModel, load_hand_description
 from graspforge.objects import load_object
-from graspforge.synthesis import synthesize
+from graspforge.pipelines.synthesis import synthesize
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "assets"
 OBJECTS = ["005_tomato_soup_can", "013_apple", "055_baseball", "061_foam_brick", "065-a_cups"]

@@ -31,11 +31,11 @@ def test_import_graspforge_loads_no_heavy_module():
 
 def test_public_names_are_the_library_objects():
     from graspforge.config import GenerateConfig, load_config
-    from graspforge.evaluate import evaluate_grasps
+    from graspforge.pipelines.evaluation import evaluate_grasps
     from graspforge.hands import load_hand
     from graspforge.io import GraspSet
     from graspforge.objects import load_object
-    from graspforge.synthesis import synthesize
+    from graspforge.pipelines.synthesis import synthesize
 
     assert (gf.load_hand, gf.load_object, gf.synthesize, gf.GraspSet, gf.load_config, gf.GenerateConfig) == (
         load_hand, load_object, synthesize, GraspSet, load_config, GenerateConfig)

@@ -3,12 +3,16 @@
     foundation  errors, _io, backend, config
     core        geometry -> hands, objects -> energy, optimize
     io          io (grasp-set files, dataset index, exports)
-    pipelines   evaluate -> synthesis (its physics check simulates), viz -> dataset (build) -> report
+    measure     evaluate (MuJoCo physics, exact-mesh geometry, metrics) -> viz (pictures)
+    pipelines   pipelines (synthesis, evaluation, dataset build, the paper's comparison)
+    aliases     synthesis.py, dataset/, report/ (and evaluate/run.py): old import paths of moved modules, for users' code
     cli         cli
     api         graspforge/__init__.py (lazy re-exports)
 
 A module may import from its own package or from a package of lower rank, never upwards or
-sideways; and graspforge modules are imported at module level, never inside a function (a
+sideways (the exceptions, ``UPWARD_IMPORTS_ALLOWED``, keep the old names of ``graspforge.evaluate``
+working); no module imports an alias (``ALIASES``: they exist for code outside the package); and
+graspforge modules are imported at module level, never inside a function (a
 function-local import hides a cycle), except the few listed in ``LOCAL_IMPORTS_ALLOWED`` with why.
 Other libraries are imported inside a function only when they are optional or heavy and needed by
 few paths: ``LOCAL_LIBRARIES`` says which and why.
@@ -29,13 +33,35 @@ RANKS: dict[str, int] = {
     "errors": 0, "_io": 1, "backend": 1, "config": 1,                      # foundation
     "geometry": 2, "hands": 3, "objects": 3, "energy": 4, "optimize": 4,  # core
     "io": 5,                                                               # file formats
-    "evaluate": 6, "synthesis": 7, "viz": 7, "dataset": 8, "report": 9,   # pipelines (synthesis runs the physics check)
+    "evaluate": 6, "viz": 7,                                               # measure (simulation, metrics) and draw
+    "pipelines": 8,                                                        # synthesis, evaluation, dataset build, paper
+    "synthesis": 9, "dataset": 9, "report": 9,                             # aliases: old import paths (ALIASES)
     "cli": 10,
     "": 11,                                                                # graspforge/__init__: the public API
 }
 
+#: old import path -> the module that moved there; an alias re-exports it and nothing in the package imports it
+ALIASES: dict[str, str] = {
+    "graspforge.synthesis": "graspforge.pipelines.synthesis",
+    "graspforge.evaluate.run": "graspforge.pipelines.evaluation",
+    "graspforge.dataset.build": "graspforge.pipelines.dataset_build",
+    "graspforge.report.paper": "graspforge.pipelines.paper",
+    "graspforge.dataset.grasp_set": "graspforge.io.grasp_set",
+    "graspforge.dataset.export": "graspforge.io.export",
+}
+
+#: (importing module, imported module) -> why this import may go to a higher rank
+UPWARD_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
+    ("graspforge.evaluate", "graspforge.pipelines"):
+        "gf.evaluate(grasp_set) and the names of evaluate/run.py, moved to pipelines/evaluation.py, stay reachable "
+        "from the evaluate package: looked up on first use, since the pipeline imports the package",
+    ("graspforge.evaluate.run", "graspforge.pipelines.evaluation"): "alias of the module that moved (ALIASES)",
+}
+
 #: (importing module, imported module) -> why the import sits inside a function
 LOCAL_IMPORTS_ALLOWED: dict[tuple[str, str], str] = {
+    ("graspforge.evaluate", "graspforge.pipelines"):
+        "the evaluation pipeline imports the evaluate package, so the package reaches it on first use (UPWARD_IMPORTS_ALLOWED)",
     ("graspforge.io.grasp_set", "graspforge.geometry.rotations"):
         "GraspSet reads and writes its files with numpy alone; only hand_poses() needs torch (through the rotations)",
 }
@@ -60,7 +86,7 @@ LOCAL_LIBRARY_EXCEPTIONS: dict[tuple[str, str], str] = {
 
 @dataclass(frozen=True)
 class Edge:
-    source: str  # importing module, e.g. graspforge.synthesis
+    source: str  # importing module, e.g. graspforge.pipelines.synthesis
     target: str  # imported module, e.g. graspforge.optimize.mala
     names: tuple[str, ...]  # names imported from it (empty for `import x`)
     local: bool  # inside a function body
@@ -125,11 +151,11 @@ def top_package(module: str) -> str:
     return parts[1] if len(parts) > 1 else ""
 
 
-def layer_violations(edges: list[Edge], ranks: dict[str, int]) -> list[str]:
+def layer_violations(edges: list[Edge], ranks: dict[str, int], allowed: dict[tuple[str, str], str] | None = None) -> list[str]:
     out = []
     for e in edges:
         src, dst = top_package(e.source), top_package(e.target)
-        if src == dst:
+        if src == dst or (e.source, e.target) in (allowed or {}):
             continue
         if dst == "" and set(e.names) <= {"__version__"}:
             continue  # the version string: defined first in __init__, which imports nothing eagerly
@@ -137,6 +163,15 @@ def layer_violations(edges: list[Edge], ranks: dict[str, int]) -> list[str]:
             out.append(f"{e.source}:{e.line} imports {e.target}: a package missing from RANKS (give it a layer)")
         elif ranks[dst] >= ranks[src]:
             out.append(f"{e.source}:{e.line} imports {e.target} ({dst!r}, rank {ranks[dst]} >= {src!r}, rank {ranks[src]})")
+    return out
+
+
+def alias_violations(edges: list[Edge], aliases: dict[str, str]) -> list[str]:
+    """Imports of an alias by any module, and alias modules that import more than the module they stand for."""
+    out = [f"{e.source}:{e.line} imports {e.target}, an old path kept for users: import {aliases[e.target]}"
+           for e in edges if e.target in aliases]
+    out += [f"{e.source}:{e.line} is an alias of {aliases[e.source]} but imports {e.target}"
+            for e in edges if e.source in aliases and e.target != aliases[e.source]]
     return out
 
 
@@ -153,7 +188,7 @@ def edges() -> list[Edge]:
 def test_the_graph_is_read(edges):
     """The parser sees the imports it must judge (an empty graph would pass everything)."""
     pairs = {(top_package(e.source), top_package(e.target)) for e in edges}
-    assert {("synthesis", "optimize"), ("energy", "hands"), ("dataset", "synthesis"), ("cli", "dataset")} <= pairs
+    assert {("pipelines", "optimize"), ("energy", "hands"), ("pipelines", "evaluate"), ("cli", "pipelines")} <= pairs
     assert len(edges) > 200
     packages = {p.name if p.is_dir() else p.stem for p in SRC.iterdir() if p.name != "__pycache__" and
                 (p.suffix == ".py" or (p / "__init__.py").is_file())}
@@ -161,7 +196,19 @@ def test_the_graph_is_read(edges):
 
 
 def test_no_upward_or_sideways_imports(edges):
-    assert layer_violations(edges, RANKS) == []
+    assert layer_violations(edges, RANKS, UPWARD_IMPORTS_ALLOWED) == []
+    assert set(UPWARD_IMPORTS_ALLOWED) <= {(e.source, e.target) for e in edges}, "stale entries in UPWARD_IMPORTS_ALLOWED"
+
+
+def test_aliases_only_re_export_and_nothing_imports_them(edges):
+    assert alias_violations(edges, ALIASES) == []
+    modules = {module_name(p, SRC) for p in SRC.rglob("*.py")}
+    assert set(ALIASES) <= modules and set(ALIASES.values()) <= modules, "ALIASES names a module that does not exist"
+    alias_layer = {p for p, r in RANKS.items() if r == RANKS["dataset"]}
+    in_layer = {module_name(p, SRC) for p in SRC.rglob("*.py") if p.name != "__init__.py"
+                and top_package(module_name(p, SRC)) in alias_layer}
+    assert in_layer == {a for a in ALIASES if top_package(a) in alias_layer}, \
+        "the aliases' layer holds aliases only (a package's __init__ may re-export)"
 
 
 def test_no_function_local_imports_of_graspforge_modules(edges):
@@ -182,17 +229,26 @@ def test_other_libraries_are_imported_inside_functions_only_when_listed():
 
 def test_the_checks_catch_an_upward_and_a_local_import(tmp_path):
     """The same checks on a tiny package with one upward import (core -> pipeline) and one import
-    hidden in a function report exactly those two."""
+    hidden in a function report exactly those two; the allowed upward import excuses only its own
+    pair; an import of an alias is reported."""
     pkg = tmp_path / "graspforge"
-    for sub in ("geometry", "dataset"):
+    for sub in ("geometry", "pipelines", "evaluate", "dataset", "cli"):
         (pkg / sub).mkdir(parents=True)
         (pkg / sub / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text('__version__ = "0"\n')
-    (pkg / "geometry" / "grid.py").write_text("from ..dataset.build import run\n")
-    (pkg / "dataset" / "build.py").write_text("from .. import __version__\n\ndef run():\n    from ..geometry import grid\n"
-                                             "    import numpy\n")
+    (pkg / "geometry" / "grid.py").write_text("from ..pipelines.dataset_build import run\n")
+    (pkg / "pipelines" / "dataset_build.py").write_text("from .. import __version__\n\ndef run():\n    from ..geometry import grid\n"
+                                                        "    import numpy\n")
+    (pkg / "evaluate" / "__init__.py").write_text("def _pipeline():\n    from ..pipelines import evaluation\n")
+    (pkg / "dataset" / "grasp_set.py").write_text("from ..io.grasp_set import *\n")
+    (pkg / "cli" / "main.py").write_text("from ..dataset.grasp_set import GraspSet\n")
     found = import_edges(pkg)
-    assert local_library_imports(pkg) == [("graspforge.dataset.build", "numpy", 5)]
+    assert local_library_imports(pkg) == [("graspforge.pipelines.dataset_build", "numpy", 5)]
+    upward = ["graspforge.geometry.grid:1 imports graspforge.pipelines.dataset_build ('pipelines', rank 8 >= 'geometry', rank 2)"]
+    assert layer_violations(found, RANKS, UPWARD_IMPORTS_ALLOWED) == upward
     assert layer_violations(found, RANKS) == [
-        "graspforge.geometry.grid:1 imports graspforge.dataset.build ('dataset', rank 8 >= 'geometry', rank 2)"]
-    assert local_import_violations(found, {}) == ["graspforge.dataset.build:4 imports graspforge.geometry inside a function"]
+        "graspforge.evaluate:2 imports graspforge.pipelines ('pipelines', rank 8 >= 'evaluate', rank 6)", *upward]
+    assert local_import_violations(found, LOCAL_IMPORTS_ALLOWED) == [
+        "graspforge.pipelines.dataset_build:4 imports graspforge.geometry inside a function"]
+    assert alias_violations(found, ALIASES) == [
+        "graspforge.cli.main:1 imports graspforge.dataset.grasp_set, an old path kept for users: import graspforge.io.grasp_set"]

@@ -46,8 +46,7 @@ def _poses(hand, torch):
     cand = hand.canonical_pose(64)
     cand[:, 9:] = lo + (hi - lo) * torch.rand(64, hand.dof, generator=g)
     st = hand.forward_kinematics(cand)
-    static = hand._self_static + hand._static[3:] + hand._self_items
-    npen = (K.SamplesVsLinks.apply(st.links.rot, st.links.pos, static) > 0).sum(1)
+    npen = (K.SamplesVsLinks.apply(st.links.rot, st.links.pos, hand._grid_args, hand._self_args) > 0).sum(1)
     pose = hand.canonical_pose(B)
     pose[:, 9:] = (pose[:, 9:] + 0.2 * torch.randn(B, hand.dof, generator=g)).clamp(lo, hi)
     names = hand.description.joint_names
@@ -92,7 +91,6 @@ def _worker(out_path: str) -> None:
     u_items = torch.randn(B, N, generator=g)
     u_items[:, ::2] = 0.0
     u_energy = torch.tensor([0.7, 1.3, -0.4, 2.0])
-    static = hand._self_static + hand._static[3:] + hand._self_items
     setup_s = time.perf_counter() - t0
 
     res, times, ops = {}, {}, {}
@@ -116,18 +114,18 @@ def _worker(out_path: str) -> None:
                 res[f"{name}_grad{i}"] = x.grad.numpy()
 
     run("tri_points", lambda p, r, t_: T.points_vs_links(p, r, t_, data, OUTSIDE), (pts, R, t), w)
-    run("nb_points", lambda p, r, t_: K.PointsVsLinks.apply(p, r, t_, hand._static, OUTSIDE, None), (pts, R, t), w)
+    run("nb_points", lambda p, r, t_: K.PointsVsLinks.apply(p, r, t_, hand._grid_args, OUTSIDE, None), (pts, R, t), w)
     # again with one program per grasp and fixed points (no point gradient written), points
     # broadcast over the batch (stride 0) as when every grasp sees the same object
     T.BLOCK_P = 512
     pts0 = pts[:1].expand(B, -1, -1)
     fixed = [False, True, True]
     run("tri_points_fixed", lambda p, r, t_: T.points_vs_links(p, r, t_, data, OUTSIDE), (pts0, R, t), w, fixed)
-    run("nb_points_fixed", lambda p, r, t_: K.PointsVsLinks.apply(p, r, t_, hand._static, OUTSIDE, None), (pts0, R, t), w, fixed)
+    run("nb_points_fixed", lambda p, r, t_: K.PointsVsLinks.apply(p, r, t_, hand._grid_args, OUTSIDE, None), (pts0, R, t), w, fixed)
     run("tri_items", lambda r, t_: T.samples_vs_links(r, t_, data), (Rall, tall), u_items)
-    run("nb_items", lambda r, t_: K.SamplesVsLinks.apply(r, t_, static), (Rall, tall), u_items)
+    run("nb_items", lambda r, t_: K.SamplesVsLinks.apply(r, t_, hand._grid_args, hand._self_args), (Rall, tall), u_items)
     run("tri_energy", lambda r, t_: T.samples_vs_links(r, t_, data, reduce=True), (Rall, tall), u_energy)
-    run("nb_energy", lambda r, t_: K.SamplesVsLinks.apply(r, t_, static, True), (Rall, tall), u_energy)
+    run("nb_energy", lambda r, t_: K.SamplesVsLinks.apply(r, t_, hand._grid_args, hand._self_args, True), (Rall, tall), u_energy)
     res["meta"] = np.array(json.dumps({"setup_s": setup_s, "times": times, "ops": ops}))
     np.savez(out_path, **res)
 

@@ -11,7 +11,7 @@ from graspforge.backend import HAVE_TRITON, use_kernels
 from graspforge.config import load_config
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.synthesis import make_optimizer, synthesize
+from graspforge.pipelines.synthesis import make_optimizer, synthesize
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graspforge.cli.main import main
-from graspforge.dataset.build import DatasetError, DatasetSettings, Job, batches, parse_shard, plan_jobs, shard_jobs
+from graspforge.pipelines.dataset_build import DatasetError, DatasetSettings, Job, batches, parse_shard, plan_jobs, shard_jobs
 from graspforge.io.grasp_set import GraspSet
 
 OBJECTS = ["box", "sphere:radius=0.03", "cylinder", "sphere:radius=0.04"]
@@ -172,7 +172,7 @@ def test_grasp_files_do_not_depend_on_batching(tmp_path):
 
 
 def test_a_build_killed_before_its_first_job_is_still_a_dataset(tmp_path):
-    from graspforge.dataset.build import read_dataset_index
+    from graspforge.pipelines.dataset_build import read_dataset_index
 
     with pytest.raises(DatasetError, match="not a graspforge dataset"):
         read_dataset_index(tmp_path)
@@ -187,7 +187,7 @@ def test_claims_stale_and_live(tmp_path):
     import subprocess
     import sys
 
-    from graspforge.dataset.build import claim_job, claim_path, release_job
+    from graspforge.pipelines.dataset_build import claim_job, claim_path, release_job
 
     job = plan_jobs(DatasetSettings(hands=["panda"], grasp_types=["full"], objects=["box"]))[0]
     assert claim_job(tmp_path, job)  # free: claimed
@@ -270,7 +270,7 @@ def test_the_same_dataset_however_it_was_made(tmp_path):
 
 def test_a_bad_object_is_refused_before_the_folder_exists(tmp_path):
     from graspforge.config import load_config
-    from graspforge.dataset.build import build_dataset
+    from graspforge.pipelines.dataset_build import build_dataset
     from graspforge.errors import UnknownNameError
 
     out = tmp_path / "ds"

@@ -11,7 +11,7 @@ import pytest
 from conftest import HANDS_DIR, need_shared
 from graspforge.cli.main import main
 from graspforge.io.grasp_set import GraspSet
-from graspforge.evaluate.run import sidecar_path
+from graspforge.pipelines.evaluation import sidecar_path
 from graspforge.objects import load_object
 
 BOX = "box:extents=0.04"

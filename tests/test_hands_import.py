@@ -17,7 +17,7 @@ from graspforge.hands import BuildOptions, import_hand, load_hand, load_hand_des
 from graspforge.hands.known import KNOWN_HANDS
 from graspforge.hands.urdf import parse_urdf
 from graspforge.objects import load_object
-from graspforge.synthesis import smoke_test, synthesize
+from graspforge.pipelines.synthesis import smoke_test, synthesize
 
 SEVEN = ["ability_hand", "allegro", "panda", "robotiq2", "robotiq3", "schunk_2f", "shadow_hand"]
 

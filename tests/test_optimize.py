@@ -15,7 +15,7 @@ from graspforge.optimize.init import REFERENCE_REACH, HullSampler, init_setback,
 from graspforge.optimize.mala import GraspOptimizer
 from graspforge.optimize.rng import CounterRNG
 from graspforge.geometry.rotations import rot6d_to_matrix
-from graspforge.synthesis import synthesize
+from graspforge.pipelines.synthesis import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +242,7 @@ def test_refinement_never_raises_the_energy_and_pulls_contacts_in(hand):
 
 
 def test_pregrasp_opens_and_squeeze_presses_only_touching_contacts(hand):
-    from graspforge.synthesis import pregrasp_and_squeeze
+    from graspforge.pipelines.synthesis import pregrasp_and_squeeze
 
     d = hand.description
     index_tip = int(np.flatnonzero(d.contact_links == d.tree.link_names.index("index_link_3"))[0])
@@ -270,7 +270,7 @@ def test_pregrasp_opens_and_squeeze_presses_only_touching_contacts(hand):
 def test_balanced_squeeze_torques_follow_the_forces(hand):
     """The balanced squeeze's joint offsets are J^T F scaled to the requested mean press; forces at
     contacts that do not press play no part."""
-    from graspforge.synthesis import balanced_squeeze_offsets
+    from graspforge.pipelines.synthesis import balanced_squeeze_offsets
 
     d = hand.description
     g = torch.Generator().manual_seed(3)
@@ -315,7 +315,7 @@ def test_initial_joints_follow_the_truncated_normal(hand):
 
 def test_snap_contacts_moves_far_contacts_only_where_the_energy_drops():
     from graspforge.config import load_config
-    from graspforge.synthesis import candidate_groups, make_optimizer, snap_contacts
+    from graspforge.pipelines.synthesis import candidate_groups, make_optimizer, snap_contacts
 
     hand = load_hand("allegro")
     cfg = load_config(overrides={"grasps": 8, "contacts": 12, "optimizer.iterations": 60, "energy.object_points": 400, "seed": 3})

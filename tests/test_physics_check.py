@@ -9,10 +9,10 @@ import torch
 
 from graspforge.config import ConfigError, load_config
 from graspforge.io.grasp_set import GraspSet, GraspSetError
-from graspforge.evaluate import evaluate_grasp_set
+from graspforge.pipelines.evaluation import evaluate_grasp_set
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.synthesis import _fill_failures, round_seed, synthesize
+from graspforge.pipelines.synthesis import _fill_failures, round_seed, synthesize
 
 
 def _tiny_set(n: int, offset: float, success: list[bool], obj_hash: str = "h") -> GraspSet:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from graspforge.cli.main import main
-from graspforge.report.paper import BenchError, Setting, _html, table1_markdown
+from graspforge.pipelines.paper import BenchError, Setting, _html, table1_markdown
 
 torch.set_num_threads(1)
 

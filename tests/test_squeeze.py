@@ -1,4 +1,4 @@
-"""Pre-grasp and squeeze joint targets (METHOD.md s. 7, :func:`graspforge.synthesis.pregrasp_and_squeeze`)
+"""Pre-grasp and squeeze joint targets (METHOD.md s. 7, :func:`graspforge.pipelines.synthesis.pregrasp_and_squeeze`)
 on grasps whose answer is computed by hand: a one-joint parallel gripper, where each pad contact
 moves along +-y at 1 m per metre of joint travel, and an Allegro contact whose squeeze needs more
 than the 0.3 rad clip.
@@ -12,7 +12,7 @@ import torch
 
 from conftest import GRIPPER_MJCF
 from graspforge.hands import load_hand
-from graspforge.synthesis import (BALANCED_SQUEEZE_DEPTH, DAMPING, MAX_JOINT_OFFSET, PREGRASP_OPEN, SQUEEZE_DEPTH,
+from graspforge.pipelines.synthesis import (BALANCED_SQUEEZE_DEPTH, DAMPING, MAX_JOINT_OFFSET, PREGRASP_OPEN, SQUEEZE_DEPTH,
                                   SQUEEZE_REACH, pregrasp_and_squeeze)
 
 # GRIPPER_MJCF: two pads 3 cm apart on slides coupled 1:1; q = 0 closed, q = 0.02 m fully open

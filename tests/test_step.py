@@ -16,7 +16,7 @@ from graspforge.backend import HAVE_NUMBA, kernel_backend, use_kernels
 from graspforge.config import load_config
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.synthesis import make_optimizer, synthesize
+from graspforge.pipelines.synthesis import make_optimizer, synthesize
 
 #: ATen compute ops of one torch-backend step at B = 8, K = 12 (forward, backward, MALA*, 20 QP iterations): ~2,900 when
 #: written. The count does not grow with B; the bound catches a loop over grasps, objects or Newton

@@ -11,8 +11,11 @@ Packages by layer (each imports only from the layers above it in this list; test
 - foundation: ``errors``, ``config`` (run settings), ``_io`` (atomic files), ``backend`` (devices)
 - core: ``geometry`` -> ``hands``, ``objects`` -> ``energy``, ``optimize``
 - io: ``io`` (grasp-set files, dataset index, exports)
-- pipelines: ``synthesis``, ``evaluate`` -> ``viz`` -> ``dataset`` (build) -> ``report``
+- measure: ``evaluate`` (physics, exact geometry, metrics) -> ``viz`` (pictures)
+- pipelines: ``pipelines`` (synthesis, evaluation, dataset build, the paper's comparison)
 - cli: ``cli``
+
+``synthesis``, ``dataset`` and ``report`` (and ``evaluate.run``) are aliases of moved modules, kept for old imports.
 
 The names below are imported on first use, so ``import graspforge`` stays light (no torch).
 """
@@ -30,7 +33,7 @@ _API: dict[str, tuple[str, str | None]] = {
     "load_object": ("graspforge.objects.model", "load_object"),
     "load_config": ("graspforge.config", "load_config"),
     "GenerateConfig": ("graspforge.config", "GenerateConfig"),
-    "synthesize": ("graspforge.synthesis", "synthesize"),
+    "synthesize": ("graspforge.pipelines.synthesis", "synthesize"),
     "GraspSet": ("graspforge.io.grasp_set", "GraspSet"),
     # the evaluation package, callable: gf.evaluate(grasp_set) runs evaluate_grasp_set
     "evaluate": ("graspforge.evaluate", None),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..report.paper import PaperBench, Setting, run_paper_bench, write_report
+from ..pipelines.paper import PaperBench, Setting, run_paper_bench, write_report
 from .generate import check_device
 
 

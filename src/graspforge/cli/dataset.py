@@ -8,9 +8,13 @@ import sys
 from pathlib import Path
 
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
-from ..dataset.build import DatasetSettings, build_dataset, dataset_summary, parse_shard
 from ..io.export import export_grasps
+<<<<<<< HEAD
 from .generate import check_device, synthesis_overrides, with_iterations
+=======
+from ..pipelines.dataset_build import DatasetSettings, build_dataset, dataset_summary, parse_shard
+from .generate import check_device, synthesis_overrides
+>>>>>>> issue19b
 
 
 def add_parser(sub) -> None:

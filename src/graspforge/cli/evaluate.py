@@ -13,13 +13,13 @@ import numpy as np
 
 from ..config import PROTOCOLS, EvaluateConfig, load_config, physics_protocol
 from ..errors import GraspforgeError
-from ..evaluate.run import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
-                            summary_row, write_evaluation)
 from ..evaluate.simulate import default_workers
 from ..hands import load_hand_description
-from ..io.export import other_hand_model
 from ..hands.loading import builtin_hand_names
+from ..io.export import other_hand_model
 from ..io.grasp_set import GraspSet, GraspSetError
+from ..pipelines.evaluation import (EvaluationError, evaluate_grasp_set, grasp_set_object, pool_rows, read_sidecar, settings_key,
+                                    summary_row, write_evaluation)
 from .progress import progress_bar
 
 

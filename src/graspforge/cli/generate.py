@@ -16,7 +16,7 @@ from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
 from ..hands import load_hand
 from ..io.grasp_set import GraspSet, GraspSetError
 from ..objects import load_objects
-from ..synthesis import physics_check_hand, synthesize
+from ..pipelines.synthesis import physics_check_hand, synthesize
 from .progress import progress_bar
 
 

@@ -11,7 +11,7 @@ import torch
 from ..config import ConfigError
 from ..hands import builtin_hand_names, import_hand, load_hand, load_hand_description, user_hand_names
 from ..hands.description import BuildOptions, HandDescription
-from ..synthesis import smoke_test
+from ..pipelines.synthesis import smoke_test
 from ..viz import render_hand
 from .generate import check_device
 

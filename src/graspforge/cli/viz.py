@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate.run import check_hand, grasp_set_object
+from ..evaluate.checks import check_hand, grasp_set_object
 from ..hands import load_hand_description
 from ..io.grasp_set import GraspSet
 from ..viz.heatmap import contact_heatmaps

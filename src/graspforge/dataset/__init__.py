@@ -1,8 +1,8 @@
-"""The dataset pipeline: ``graspforge dataset build`` (:mod:`.build`): plan (object, hand, grasp
-type) jobs, synthesise and evaluate them resumably, in a process pool or on Ray.
+"""Old import paths, kept for users' code: the dataset pipeline (``graspforge dataset build``) moved
+to :mod:`graspforge.pipelines.dataset_build` (alias: :mod:`.build`), the grasp-set file format and
+exports to :mod:`graspforge.io` (aliases: :mod:`.grasp_set`, :mod:`.export`).
 
-The grasp-set file format moved to :mod:`graspforge.io`; ``GraspSet`` is re-exported here so that
-``from graspforge.dataset import GraspSet`` keeps working.
+``GraspSet`` is re-exported here so that ``from graspforge.dataset import GraspSet`` keeps working.
 """
 
 from ..io.grasp_set import FORMAT_VERSION, GraspSet, GraspSetError

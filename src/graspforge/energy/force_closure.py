@@ -2,13 +2,15 @@
 
 Per contact k (position p_k, outward object normal n_k), m = 4 unit friction-cone edges
 ``f = sqrt(1 - mu^2) (-n_k) + mu t`` with t over +-t1, +-t2 (orthonormal tangents of n_k); each edge
-gives the wrench column ``[f ; tau (p_k - c) x f]`` of G (B, 6, m K), column index k m + j. Then::
+gives the wrench column ``[f ; tau (p_k - c) x f]`` of W (B, 6, m K), column index k m + j. Then::
 
-    V(G)  = min_{1 <= l <= 21} 0.5 ||G l||^2 + 0.5 eps ||l||^2        (solved by solve_box_qp)
-    s(G)  = geometric mean of the 6 singular values of G
-    E_fc  = 2 (V(G) + 0.01) exp(-0.1 s(G))
+    V(W)  = min_{1 <= l <= 21} 0.5 ||W l||^2 + 0.5 eps ||l||^2        (solved by solve_box_qp)
+    s(W)  = geometric mean of the 6 singular values of W
+    E_fc  = 2 (V(W) + 0.01) exp(-0.1 s(W))
 
-dV/dG = G l* l*^T (Danskin): the QP is solved without autograd and V is re-evaluated with l* detached.
+dV/dW = W l* l*^T (Danskin): the QP is solved without autograd and V is re-evaluated with l* detached.
+W is the grasp (wrench) matrix METHOD.md calls G; here it is W because G counts grasps per object
+elsewhere (``energy/scene.py``, ``optimize/``). :mod:`.qp` still names its matrix argument G.
 Units: positions in metres, forces dimensionless (unit edges), torques scaled by ``torque_weight``.
 """
 
@@ -45,7 +47,7 @@ class ForceClosureConfig:
         lower, upper: bounds on every edge force coefficient lambda_i.
         eps: Tikhonov weight of the QP.
         value_offset, energy_scale, sv_weight: E_fc = energy_scale (V + value_offset) exp(-sv_weight s).
-        sv_floor: s uses sqrt(sigma^2 + sv_floor^2) per singular value, so rank-deficient G
+        sv_floor: s uses sqrt(sigma^2 + sv_floor^2) per singular value, so rank-deficient W
             (all contacts at one point, say) has finite gradients; negligible otherwise.
         rtol, max_iter: QP solver settings (see :func:`solve_box_qp`).
     """
@@ -158,7 +160,7 @@ def grasp_matrix(
     torque_weight: float = 5.0,
     m: int = 4,
 ) -> torch.Tensor:
-    """Grasp (wrench) matrix G (B, 6, m K): column k m + j is [f_kj ; torque_weight (p_k - c) x f_kj].
+    """Grasp (wrench) matrix W (B, 6, m K): column k m + j is [f_kj ; torque_weight (p_k - c) x f_kj].
 
     Args:
         points: (B, K, 3) contact positions, metres, object frame.
@@ -186,44 +188,44 @@ def grasp_matrix(
     return w.reshape(B, K * int(m), 6).transpose(1, 2)
 
 
-def _check_G(G: torch.Tensor) -> None:
-    if not isinstance(G, torch.Tensor) or G.ndim != 3 or not G.is_floating_point():
-        raise ValueError(f"G must be a floating-point tensor of shape (B, R, M), got "
-                         f"{type(G).__name__} {tuple(getattr(G, 'shape', ()))}")
+def _check_grasp_matrix(W: torch.Tensor) -> None:
+    if not isinstance(W, torch.Tensor) or W.ndim != 3 or not W.is_floating_point():
+        raise ValueError(f"the grasp matrix W must be a floating-point tensor of shape (B, R, M), got "
+                         f"{type(W).__name__} {tuple(getattr(W, 'shape', ()))}")
 
 
-def qp_value(G: torch.Tensor, l_star: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """V = 0.5 ||G l*||^2 + 0.5 eps ||l*||^2, (B,), with l* (B, M) detached.
+def qp_value(W: torch.Tensor, l_star: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """V = 0.5 ||W l*||^2 + 0.5 eps ||l*||^2, (B,), with l* (B, M) detached.
 
-    At the QP minimiser l* this is V(G), and autograd gives Danskin's dV/dG = G l* l*^T.
+    At the QP minimiser l* this is V(W), and autograd gives Danskin's dV/dW = W l* l*^T.
     """
-    _check_G(G)
-    if not isinstance(l_star, torch.Tensor) or l_star.shape != (G.shape[0], G.shape[2]):
-        raise ValueError(f"l_star must have shape {(G.shape[0], G.shape[2])}, got {tuple(getattr(l_star, 'shape', ()))}")
-    lam = l_star.detach().to(G.dtype)
-    w = torch.bmm(G, lam.unsqueeze(-1)).squeeze(-1)
+    _check_grasp_matrix(W)
+    if not isinstance(l_star, torch.Tensor) or l_star.shape != (W.shape[0], W.shape[2]):
+        raise ValueError(f"l_star must have shape {(W.shape[0], W.shape[2])}, got {tuple(getattr(l_star, 'shape', ()))}")
+    lam = l_star.detach().to(W.dtype)
+    w = torch.bmm(W, lam.unsqueeze(-1)).squeeze(-1)
     return 0.5 * w.square().sum(-1) + 0.5 * float(eps) * lam.square().sum(-1)
 
 
-def singular_value_mean(G: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
-    """Geometric mean s (B,) of the R singular values of G (B, R, M), each taken as sqrt(sigma^2 + floor^2).
+def singular_value_mean(W: torch.Tensor, floor: float = 1e-6) -> torch.Tensor:
+    """Geometric mean s (B,) of the R singular values of W (B, R, M), each taken as sqrt(sigma^2 + floor^2).
 
-    Computed as det(G G^T + floor^2 I)^(1 / 2R) in float64: cheaper than an SVD, and the floor keeps
-    value and gradient finite when G is rank-deficient. Returned in G's dtype. With the numba backend
+    Computed as det(W W^T + floor^2 I)^(1 / 2R) in float64: cheaper than an SVD, and the floor keeps
+    value and gradient finite when W is rank-deficient. Returned in W's dtype. With the numba backend
     (CPU) through a Cholesky factor; elsewhere by Gaussian elimination written as tensor ops
     (:func:`_logdet_spd`), because the batched Cholesky of CUDA libraries is not known to be safe to
     capture in a CUDA graph.
     """
-    _check_G(G)
-    R = G.shape[1]
-    Gd = G.to(torch.float64)
-    A = Gd @ Gd.mT + (float(floor) ** 2) * torch.eye(R, dtype=torch.float64, device=G.device)
-    if kernel_backend(G.device) == "numba":
+    _check_grasp_matrix(W)
+    R = W.shape[1]
+    Wd = W.to(torch.float64)
+    A = Wd @ Wd.mT + (float(floor) ** 2) * torch.eye(R, dtype=torch.float64, device=W.device)
+    if kernel_backend(W.device) == "numba":
         L = torch.linalg.cholesky_ex(A)[0]
         logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
     else:
         logdet = _logdet_spd(A)
-    return torch.exp(logdet / (2 * R)).to(G.dtype)
+    return torch.exp(logdet / (2 * R)).to(W.dtype)
 
 
 def _logdet_spd(A: torch.Tensor) -> torch.Tensor:
@@ -239,17 +241,17 @@ def _logdet_spd(A: torch.Tensor) -> torch.Tensor:
 
 
 def force_closure_energy(
-    G: torch.Tensor,
+    W: torch.Tensor,
     l_star: torch.Tensor,
     config: ForceClosureConfig | None = None,
 ) -> torch.Tensor:
-    """E_fc = energy_scale (V(G) + value_offset) exp(-sv_weight s(G)), (B,), differentiable w.r.t. G.
+    """E_fc = energy_scale (V(W) + value_offset) exp(-sv_weight s(W)), (B,), differentiable w.r.t. W.
 
-    ``l_star`` (B, M) is the QP solution for this G (e.g. ``solve_box_qp(G).l``); it is detached.
+    ``l_star`` (B, M) is the QP solution for this W (e.g. ``solve_box_qp(W).l``); it is detached.
     """
     cfg = config or ForceClosureConfig()
-    V = qp_value(G, l_star, cfg.eps)
-    s = singular_value_mean(G, cfg.sv_floor)
+    V = qp_value(W, l_star, cfg.eps)
+    s = singular_value_mean(W, cfg.sv_floor)
     return cfg.energy_scale * (V + cfg.value_offset) * torch.exp(-cfg.sv_weight * s)
 
 
@@ -289,15 +291,15 @@ class ForceClosureQP:
         self._accepted: torch.Tensor | None = None  # (B, M) solutions of the accepted states
         self.last_result: BoxQPResult | None = None
 
-    def solve(self, G: torch.Tensor) -> BoxQPResult:
-        """Solve the QP for G (B, 6, M) from the stored warm starts; the solution becomes the next
+    def solve(self, W: torch.Tensor) -> BoxQPResult:
+        """Solve the QP for W (B, 6, M) from the stored warm starts; the solution becomes the next
         warm start."""
-        _check_G(G)
+        _check_grasp_matrix(W)
         cfg = self.config
         ws = self.warm_start
-        if ws is not None and (ws.shape != (G.shape[0], G.shape[2]) or ws.device != G.device):
+        if ws is not None and (ws.shape != (W.shape[0], W.shape[2]) or ws.device != W.device):
             ws = self.warm_start = self._last = self._accepted = None
-        res = solve_box_qp(G, cfg.lower, cfg.upper, cfg.eps, warm_start=ws, rtol=cfg.rtol,
+        res = solve_box_qp(W, cfg.lower, cfg.upper, cfg.eps, warm_start=ws, rtol=cfg.rtol,
                            max_iter=int(cfg.max_iter), fixed_iterations=self.step_iterations)
         if self.warm_start is None:
             self.warm_start, self._last, self._accepted = res.l.clone(), res.l.clone(), res.l.clone()
@@ -308,7 +310,7 @@ class ForceClosureQP:
         return res
 
     def grasp_matrix(self, points: torch.Tensor, normals: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
-        """G (B, 6, m K) with this configuration's mu, torque weight and edge count."""
+        """W (B, 6, m K) with this configuration's mu, torque weight and edge count."""
         cfg = self.config
         return grasp_matrix(points, normals, center, cfg.mu, cfg.torque_weight, cfg.num_edges)
 
@@ -317,7 +319,7 @@ class ForceClosureQP:
 
         Differentiable w.r.t. points and normals (Danskin for V; the solve itself is not traced).
         """
-        wrenches = self.grasp_matrix(points, normals, center)  # G (B, 6, m K); G elsewhere counts grasps per object
+        wrenches = self.grasp_matrix(points, normals, center)  # W (B, 6, m K)
         res = self.solve(wrenches.detach())
         return force_closure_energy(wrenches, res.l, self.config)
 

@@ -76,11 +76,11 @@ class GraspEnergy:
         return c.tdg_weight * tdg_force_closure(wrenches, self.directions)
 
     def qp_value(self, p: torch.Tensor, n_o: torch.Tensor) -> torch.Tensor:
-        """V(G) (B,) of the force-closure QP at these contacts (a fresh solve, whatever the method)."""
+        """V(W) (B,) of the force-closure QP at these contacts (a fresh solve, whatever the method)."""
         return self.qp_solution(p, n_o)[0]
 
     def qp_solution(self, p: torch.Tensor, n_o: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """V(G) (B,) and the contact forces (B, K, 3) of the force-closure QP's minimiser at contacts
+        """V(W) (B,) and the contact forces (B, K, 3) of the force-closure QP's minimiser at contacts
         ``p`` with outward object normals ``n_o`` (B, K, 3): each force is the sum of its cone edges
         weighted by l*, pointing into the object (dimensionless; every edge weight is >= 1)."""
         f = self.fc_config

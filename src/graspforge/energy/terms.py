@@ -37,13 +37,13 @@ def dexgraspnet_force_closure(points: torch.Tensor, normals: torch.Tensor, cente
     return w.square().sum(-1)
 
 
-def tdg_force_closure(G: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
+def tdg_force_closure(W: torch.Tensor, directions: torch.Tensor) -> torch.Tensor:
     """TDG's grasp-wrench-space boundary estimate (B,): mean over unit wrench directions u (U, 6) of
-    1 - cos(w(u), u), where w(u) is the primitive wrench (a column of G (B, 6, M)) with the largest
+    1 - cos(w(u), u), where w(u) is the primitive wrench (a column of W (B, 6, M)) with the largest
     support <w, u>. Zero when the wrench space reaches out along every direction."""
-    support = torch.einsum("bim,ui->bum", G, directions)  # (B, U, M)
+    support = torch.einsum("bim,ui->bum", W, directions)  # (B, U, M)
     best = support.argmax(-1)  # (B, U)
-    w = torch.gather(G.transpose(1, 2), 1, best[..., None].expand(-1, -1, G.shape[1]))  # (B, U, 6)
+    w = torch.gather(W.transpose(1, 2), 1, best[..., None].expand(-1, -1, W.shape[1]))  # (B, U, 6)
     cos = (w * directions).sum(-1) / w.norm(dim=-1).clamp_min(1e-9)
     return (1 - cos).mean(-1)
 

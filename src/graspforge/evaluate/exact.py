@@ -75,7 +75,9 @@ def exact_grasp_metrics(grasps: GraspSet, hand: ExactHandMeshes, obj: ObjectMode
         return np.max([m.depth(local) for m in prepared[n]], axis=0)
 
     # pairs a simulator would collide: the model's self-collision filter, on exact meshes
-    pair_links = sorted({(int(a), int(b)) for a, b in zip(model._self_items[0], model._self_items[1])}) if hasattr(model, "_self_items") else []
+    # (link a of each item's sample, link b): the pairs of the model's self-collision items
+    item_a, item_b = model.self_points_link[model.self_pair_point].tolist(), model.self_pair_link.tolist()
+    pair_links = sorted(set(zip(item_a, item_b)))
     N = len(grasps)
     out = {k: np.zeros(N) for k in ("contact_distance", "penetration_depth", "hand_in_object_depth", "self_penetration_depth")}
     d_contacts, _, _ = exact_signed_distance(V_obj, F_obj, grasps.contact_points.reshape(-1, 3))

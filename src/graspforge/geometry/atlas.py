@@ -138,6 +138,23 @@ class _AtlasQuery(torch.autograd.Function):
         return grad * g[:, None].to(grad.dtype), None, None, None
 
 
+@dataclass(frozen=True, eq=False)
+class AtlasTables:
+    """A :class:`GridAtlas` as tensors for the torch backend (:func:`trilinear_gather`), one per dtype;
+    Q grids, indexed by grid id."""
+
+    #: (total nodes, 1) signed distances (m, positive inside) of every grid's nodes, C order, x slowest
+    data: torch.Tensor
+    #: (Q,) int64: first row of each grid in ``data``
+    offset: torch.Tensor
+    #: (Q, 3) int64: node counts (nx, ny, nz)
+    dims: torch.Tensor
+    #: (Q, 3), m: position of node (0, 0, 0) in the grid's (link's) frame
+    origin: torch.Tensor
+    #: (Q,), m: node spacing
+    spacing: torch.Tensor
+
+
 class GridAtlas:
     """Packed :class:`LinkGrid` s with a batched, differentiable query (see module docstring)."""
 
@@ -157,7 +174,7 @@ class GridAtlas:
         self.lower = torch.as_tensor(np.stack([g.origin for g in grids]), **kw)
         self.upper = torch.as_tensor(np.stack([g.upper for g in grids]), **kw)
         self._t_data = torch.as_tensor(self.data, **kw)
-        self._tables: dict = {}  # dtype -> the atlas as tensors for the torch backend
+        self._tables: dict[torch.dtype, AtlasTables] = {}  # the atlas as tensors for the torch backend
 
     def query(self, points: torch.Tensor, grid_id: torch.Tensor, backend: str = "auto") -> torch.Tensor:
         """Signed distance (N,) of ``points`` (N, 3), each in the frame of its grid ``grid_id`` (N,)."""
@@ -170,18 +187,17 @@ class GridAtlas:
 
     def _query_torch(self, points: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
         t = self._torch_tables(points.dtype)
-        data, offsets, dims, origin, h = t
-        return trilinear_gather(points, data, offsets[gid], dims[gid], origin[gid], h[gid])[:, 0]
+        return trilinear_gather(points, t.data, t.offset[gid], t.dims[gid], t.origin[gid], t.spacing[gid])[:, 0]
 
-    def _torch_tables(self, dtype: torch.dtype):
+    def _torch_tables(self, dtype: torch.dtype) -> AtlasTables:
         if dtype not in self._tables:
             m = self.meta
-            self._tables[dtype] = (
-                self._t_data.to(dtype).reshape(-1, 1),
-                torch.as_tensor(m[:, 0].astype(np.int64), device=self.device),
-                torch.as_tensor(m[:, 1:4].astype(np.int64), device=self.device),
-                torch.as_tensor(m[:, 4:7], device=self.device, dtype=dtype),
-                torch.as_tensor(m[:, 7], device=self.device, dtype=dtype),
+            self._tables[dtype] = AtlasTables(
+                data=self._t_data.to(dtype).reshape(-1, 1),
+                offset=torch.as_tensor(m[:, 0].astype(np.int64), device=self.device),
+                dims=torch.as_tensor(m[:, 1:4].astype(np.int64), device=self.device),
+                origin=torch.as_tensor(m[:, 4:7], device=self.device, dtype=dtype),
+                spacing=torch.as_tensor(m[:, 7], device=self.device, dtype=dtype),
             )
         return self._tables[dtype]
 

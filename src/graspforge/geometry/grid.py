@@ -27,6 +27,22 @@ def grid_node_positions(origin: np.ndarray, spacing: float, shape: tuple[int, in
     return np.stack([gx, gy, gz], -1).reshape(-1, 3)
 
 
+@dataclass(frozen=True, eq=False)
+class GridSampleTables:
+    """An :class:`SDFGrid` as ``grid_sample`` reads it, on one device and dtype."""
+
+    #: (1, 4, nz, ny, nx): [d, n_x, n_y, n_z] per node (grid_sample indexes (D, H, W) with (x, y, z))
+    volume: torch.Tensor
+    #: (3,), m: lower corner of the grid box (node (0, 0, 0))
+    lower: torch.Tensor
+    #: (3,), m: upper corner of the grid box
+    upper: torch.Tensor
+    #: (3,), 1/m: ``2 / (upper - lower)``; with ``shift`` maps a point (m) to grid_sample's [-1, 1]
+    scale: torch.Tensor
+    #: (3,): ``-1 - lower * scale``
+    shift: torch.Tensor
+
+
 @dataclass
 class SDFGrid:
     """A signed-distance field on a regular grid (metres, positive inside).
@@ -80,7 +96,7 @@ class SDFGrid:
         return self.data[..., 0]
 
     # -- queries ----------------------------------------------------------------------------
-    def _torch(self, device: torch.device, dtype: torch.dtype):
+    def _torch(self, device: torch.device, dtype: torch.dtype) -> GridSampleTables:
         key = (str(device), dtype)
         if key not in self._cache:
             # grid_sample indexes (D, H, W) with coordinates (x, y, z): store as (C, z, y, x).
@@ -88,7 +104,7 @@ class SDFGrid:
             lo = torch.as_tensor(self.lower, dtype=dtype, device=device)
             hi = torch.as_tensor(self.upper, dtype=dtype, device=device)
             scale = 2.0 / (hi - lo)
-            self._cache[key] = (t, lo, hi, scale, -1.0 - lo * scale)
+            self._cache[key] = GridSampleTables(volume=t, lower=lo, upper=hi, scale=scale, shift=-1.0 - lo * scale)
         return self._cache[key]
 
     def query(self, points: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,10 +124,10 @@ class SDFGrid:
             return out[:, 0].reshape(shape), out[:, 1:].reshape(*shape, 3)
         if backend not in ("auto", "torch"):
             raise ValueError(f"unknown SDF backend {backend!r}; use 'auto', 'numba' or 'torch'")
-        t, lo, hi, scale, shift = self._torch(points.device, points.dtype)
+        t = self._torch(points.device, points.dtype)
         p = points.reshape(1, -1, 1, 1, 3)
-        pc = torch.maximum(torch.minimum(p, hi), lo)
-        out = F.grid_sample(t, torch.addcmul(shift, pc, scale), mode="bilinear", padding_mode="border", align_corners=True)
+        pc = torch.maximum(torch.minimum(p, t.upper), t.lower)
+        out = F.grid_sample(t.volume, torch.addcmul(t.shift, pc, t.scale), mode="bilinear", padding_mode="border", align_corners=True)
         out = out.reshape(4, -1)
         excess = (p - pc).reshape(-1, 3)
         d = out[0] - excess.square().sum(-1).add(1e-30).sqrt() * (excess != 0).any(-1)

@@ -8,11 +8,17 @@ Why by hand: the same work in torch is ~20 small gathers/scatters per call over 
 
 Grids are the packed :class:`~graspforge.geometry.atlas.GridAtlas` layout: ``meta[g] = [offset,
 nx, ny, nz, ox, oy, oz, h]`` into the flat ``data`` array.
+
+The hand's fixed data reach the kernels as two named bundles, built once per hand by
+:class:`~graspforge.hands.model.HandModel`: :class:`LinkGridArgs` (the link grids, both queries) and
+:class:`SelfCollisionArgs` (the self-collision items). The numba kernels take plain arrays, so the
+autograd Functions below unpack the bundles by name at the call.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -197,6 +203,58 @@ if HAVE_NUMBA:
                     gt[bb, a, j] += rl
 
 
+@dataclass(frozen=True, eq=False)
+class LinkGridArgs:
+    """The hand's link grids as the CPU kernels read them. Q grids (one per link that has collision
+    geometry), G collision links (``HandModel.collision_links``, in that order). Frames: a grid's
+    frame is its link's frame."""
+
+    #: (G,) int64: grid id of each collision link (kernel argument ``gid``)
+    link_grid: np.ndarray
+    #: (Q, 3) float64, m: centre of each grid's box, the centre of its broad-phase sphere (``sc``)
+    sphere_center: np.ndarray
+    #: (Q,) float64, m^2: squared radius of the sphere around each grid's box (``sr2``)
+    sphere_radius2: np.ndarray
+    #: (Q, 3) float64, m: lower corner of each grid's box (``lo``)
+    lower: np.ndarray
+    #: (Q, 3) float64, m: upper corner of each grid's box (``hi``)
+    upper: np.ndarray
+    #: flat float32 signed distances (m, positive inside) of every grid's nodes (``GridAtlas.data``)
+    data: np.ndarray
+    #: (Q, 8) float64: ``[offset into data, nx, ny, nz, origin x, y, z (m), spacing (m)]`` (``GridAtlas.meta``)
+    meta: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class SelfCollisionArgs:
+    """The self-collision items as the CPU kernels read them. An item is one surface sample of a
+    link a tested against the grid of a link b it may hit; N items, sorted so that each group (one
+    spatial cluster of link a's samples against one link b, K groups) is a contiguous range, which
+    the kernel's broad phase accepts or rejects whole. Link indices run over all L links of the
+    kinematic tree."""
+
+    #: (N, 3) float32 or float64 (the hand's dtype), m: each item's sample in link a's frame (``s_local``)
+    samples: np.ndarray
+    #: (K,) int64: link a of each group (``pair_a``)
+    group_link_a: np.ndarray
+    #: (K,) int64: link b of each group (``pair_b``)
+    group_link_b: np.ndarray
+    #: (K,) int64: first item of each group (``pair_start``)
+    group_start: np.ndarray
+    #: (K,) int64: number of items of each group (``pair_len``)
+    group_len: np.ndarray
+    #: (K, 3) float64, m: centre of each group's bounding sphere, in link a's frame (``pair_c``)
+    group_center: np.ndarray
+    #: (K,) float64, m: radius of each group's bounding sphere (``pair_r``)
+    group_radius: np.ndarray
+    #: (L,) int64: grid id of each link, -1 for a link without collision geometry (``grid_of_link``)
+    grid_of_link: np.ndarray
+    #: (N,) int64: link a of each item (the backward pass's ``item_a``)
+    item_link_a: np.ndarray
+    #: (N,) int64: link b of each item (``item_b``)
+    item_link_b: np.ndarray
+
+
 def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
 
@@ -205,8 +263,7 @@ class PointsVsLinks(torch.autograd.Function):
     """d (B, P): max over links of the distance of world points to the posed link grids."""
 
     @staticmethod
-    def forward(ctx, points, R, t, static, outside, clusters):  # type: ignore[override]
-        gid, sc, sr2, lo, hi, data, meta = static
+    def forward(ctx, points, R, t, grids: LinkGridArgs, outside, clusters):  # type: ignore[override]
         B, P = points.shape[:2]
         if clusters is None:  # one cluster of everything
             cl = (np.zeros((B, 1), np.int64), np.full((B, 1), P, np.int64), np.zeros((B, 1, 3)), np.full((B, 1), 1e9))
@@ -217,7 +274,8 @@ class PointsVsLinks(torch.autograd.Function):
         d = np.empty((B, P), dt)
         arg = np.empty((B, P), np.int32)
         grad = np.empty((B, P, 3), dt)  # written (and later read) only where arg >= 0
-        points_vs_links(pts, Rn, tn, gid, sc, sr2, lo, hi, data, meta, float(outside), *cl, d, arg, grad)
+        points_vs_links(pts, Rn, tn, grids.link_grid, grids.sphere_center, grids.sphere_radius2, grids.lower, grids.upper,
+                        grids.data, grids.meta, float(outside), *cl, d, arg, grad)
         ctx.save_for_backward(points, R, t)
         ctx.arrays = (arg, grad)
         return torch.from_numpy(d)
@@ -237,19 +295,20 @@ class SamplesVsLinks(torch.autograd.Function):
     near; with ``reduce``, the energy sum_i max(0, d_i) (B,) instead (no (B, N) tensors for autograd)."""
 
     @staticmethod
-    def forward(ctx, R, t, static, reduce=False):  # type: ignore[override]
-        (s_local, pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, item_a, item_b) = static
+    def forward(ctx, R, t, grids: LinkGridArgs, items: SelfCollisionArgs, reduce=False):  # type: ignore[override]
         B = R.shape[0]
-        N = s_local.shape[0]
+        N = items.samples.shape[0]
         dt = np.float64 if R.dtype == torch.float64 else np.float32
         Rn, tn = _np(R).astype(dt, copy=False), _np(t).astype(dt, copy=False)
         d = np.empty((B, N), dt)
         grad = np.empty((B, N, 3), dt)  # written (and later read) only where d > -1
         world = np.empty((B, N, 3), dt)
-        s_local = s_local.astype(dt, copy=False)  # the hand keeps it in its own dtype: no copy
-        samples_vs_links(Rn, tn, s_local, pair_a, pair_b, pair_start, pair_len, pair_c, pair_r, grid_of_link, lo, hi, data, meta, d, grad, world)
+        s_local = items.samples.astype(dt, copy=False)  # the hand keeps it in its own dtype: no copy
+        samples_vs_links(Rn, tn, s_local, items.group_link_a, items.group_link_b, items.group_start, items.group_len,
+                         items.group_center, items.group_radius, items.grid_of_link, grids.lower, grids.upper, grids.data,
+                         grids.meta, d, grad, world)
         ctx.save_for_backward(R, t)
-        ctx.arrays = (d, grad, world, s_local, item_a, item_b)
+        ctx.arrays = (d, grad, world, s_local, items.item_link_a, items.item_link_b)
         ctx.reduce = reduce
         if reduce:
             return torch.from_numpy(np.maximum(d, 0.0).sum(1))
@@ -265,4 +324,4 @@ class SamplesVsLinks(torch.autograd.Function):
         if ctx.reduce:  # d(sum relu)/d d_i = 1 where d_i > 0: the kernel masks (no (B, N) temporary)
             up = np.ascontiguousarray(up.reshape(-1, 1))
         samples_vs_links_backward(Rn, tn, s_local, item_a, item_b, d, grad, world, up, bool(ctx.reduce), gR, gt)
-        return torch.from_numpy(gR), torch.from_numpy(gt), None, None
+        return torch.from_numpy(gR), torch.from_numpy(gt), None, None, None

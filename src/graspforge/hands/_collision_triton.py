@@ -124,9 +124,10 @@ class TritonCollisionData:
         r2 = ((hi - lo) / 2) ** 2
         r2 = r2.sum(1) * (1 + 1e-4) + 1e-12
         link_grid = np.asarray(hand.description.link_grid)
-        if getattr(hand, "_self_items", None) is not None and hand.self_pair_point.numel():
-            s_local = np.asarray(hand._self_static[0], np.float64)
-            ia, ib = (np.asarray(x) for x in hand._self_items)
+        items = getattr(hand, "_self_args", None)  # the CPU kernels' SelfCollisionArgs: the same items, same order
+        if items is not None and hand.self_pair_point.numel():
+            s_local = np.asarray(items.samples, np.float64)
+            ia, ib = np.asarray(items.item_link_a), np.asarray(items.item_link_b)
         else:
             s_local, ia, ib = np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0, np.int64)
         return cls(

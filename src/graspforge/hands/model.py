@@ -74,11 +74,13 @@ class HandModel:
         self.up_axis = torch.as_tensor(d.up_axis, **kw)
         self._triton = None  # device tensors of the Triton kernels, made on first use
         f64 = lambda x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)  # noqa: E731
-        self._static = (
-            np.ascontiguousarray(d.link_grid[d.link_grid >= 0], dtype=np.int64),
-            f64(self._sphere_center), f64(self._sphere_radius2), f64(lo), f64(hi),
-            self.atlas.data, self.atlas.meta,
+        self._grid_args = _kernels.LinkGridArgs(
+            link_grid=np.ascontiguousarray(d.link_grid[d.link_grid >= 0], dtype=np.int64),
+            sphere_center=f64(self._sphere_center), sphere_radius2=f64(self._sphere_radius2), lower=f64(lo), upper=f64(hi),
+            data=self.atlas.data, meta=self.atlas.meta,
         )
+        # the self-collision items for the CPU kernels; None when the hand has none
+        self._self_args: _kernels.SelfCollisionArgs | None = None
         self.collision_links = torch.as_tensor(np.flatnonzero(d.link_grid >= 0), device=self.device)
         self.collision_grid = torch.as_tensor(d.link_grid[d.link_grid >= 0], device=self.device)
         self._init_self_collision(self_collision_points_per_link)
@@ -149,11 +151,12 @@ class HandModel:
             q = pts_local[pp[s0:s0 + n]]
             pair_c[k] = (q.min(0) + q.max(0)) / 2
             pair_r[k] = np.linalg.norm(q - pair_c[k], axis=1).max() + 1e-6
-        self._self_static = (
-            np.ascontiguousarray(pts_local[pp], dtype=np.float32 if self.dtype == torch.float32 else np.float64), ia[starts].astype(np.int64), pl[starts].astype(np.int64),
-            starts.astype(np.int64), lens.astype(np.int64), pair_c, pair_r, d.link_grid.astype(np.int64),
+        self._self_args = _kernels.SelfCollisionArgs(
+            samples=np.ascontiguousarray(pts_local[pp], dtype=np.float32 if self.dtype == torch.float32 else np.float64),
+            group_link_a=ia[starts].astype(np.int64), group_link_b=pl[starts].astype(np.int64),
+            group_start=starts.astype(np.int64), group_len=lens.astype(np.int64), group_center=pair_c, group_radius=pair_r,
+            grid_of_link=d.link_grid.astype(np.int64), item_link_a=ia.astype(np.int64), item_link_b=pl.astype(np.int64),
         )
-        self._self_items = (ia.astype(np.int64), pl.astype(np.int64))
         # the same items as tensors for the torch backend: sample (link-a frame), link a, link b
         self._items_local = torch.as_tensor(pts_local[pp], dtype=self.dtype, **kw)
         self._items_a = torch.as_tensor(ia, **kw)
@@ -205,8 +208,7 @@ class HandModel:
             return state.pose.new_zeros(B, 0)
         backend = self.backend(state.pose)
         if backend == "numba":
-            static = self._self_static + self._static[3:] + self._self_items
-            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static)
+            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, self._grid_args, self._self_args)
         if backend == "triton":
             return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), False)
         return self._self_depths_torch(state)
@@ -230,8 +232,7 @@ class HandModel:
             return state.pose.new_zeros(state.batch_size)
         backend = self.backend(state.pose)
         if backend == "numba":
-            static = self._self_static + self._static[3:] + self._self_items
-            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, static, True)
+            return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, self._grid_args, self._self_args, True)
         if backend == "triton":
             return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), True)
         return self._self_depths_torch(state).clamp_min(0).sum(-1)
@@ -326,7 +327,7 @@ class HandModel:
         t = state.links.pos.index_select(1, links)
         backend = self.backend(points)
         if backend == "numba":
-            return _kernels.PointsVsLinks.apply(points, R, t, self._static, outside, clusters)
+            return _kernels.PointsVsLinks.apply(points, R, t, self._grid_args, outside, clusters)
         if backend == "triton":
             return _triton_kernels.points_vs_links(points, R, t, self._triton_data(), outside)
         return self._signed_distance_torch(points, R, t, outside)

@@ -1,6 +1,6 @@
 """The on-disk layout of a dataset folder and its index, read and written (no synthesis here).
 
-Layout (written by :mod:`graspforge.dataset.build`)::
+Layout (written by :mod:`graspforge.pipelines.dataset_build`)::
 
     DATASET/dataset.toml     resolved synthesis config + [dataset] settings (fixed at the first run)
     DATASET/grasps/JOB.npz   one grasp file per job (a :class:`~graspforge.io.grasp_set.GraspSet`)

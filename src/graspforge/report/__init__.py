@@ -1,1 +1,2 @@
-"""Reports: the paper's comparison rerun (``graspforge bench paper``)."""
+"""Moved: the paper's comparison (``graspforge bench paper``) is :mod:`graspforge.pipelines.paper`;
+:mod:`.paper` here is an alias that keeps old imports working."""

@@ -10,7 +10,7 @@ import torch
 import trimesh
 from scipy.spatial import cKDTree
 
-from ..evaluate.run import check_hand
+from ..evaluate.checks import check_hand
 from ..hands.description import HandDescription
 from ..hands.model import HandModel
 from ..hands.structure import to_root
