@@ -9,12 +9,8 @@ from pathlib import Path
 
 from ..config import ENERGY_METHODS, OPTIMIZERS, load_config
 from ..io.export import export_grasps
-<<<<<<< HEAD
-from .generate import check_device, synthesis_overrides, with_iterations
-=======
 from ..pipelines.dataset_build import DatasetSettings, build_dataset, dataset_summary, parse_shard
-from .generate import check_device, synthesis_overrides
->>>>>>> issue19b
+from .generate import check_device, synthesis_overrides, with_iterations
 
 
 def add_parser(sub) -> None:
