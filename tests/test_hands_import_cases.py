@@ -479,3 +479,13 @@ def test_unused_fingers_curl_the_way_they_close(tmp_path, hands_dir):
         idx = [desc.joint_names.index(j) for j in g.curl_joints]
         want = hand.canonical_q[idx] + cfg.curl * (hand.lower[idx] - hand.canonical_q[idx])
         assert torch.allclose(q[:, idx], want.expand(4, -1)) and torch.all(want < hand.canonical_q[idx] - 0.1)
+
+
+def test_a_coupling_that_contradicts_the_follower_range_keeps_the_driver_moving(tmp_path):
+    """FFJ1 = -FFJ2 with both ranges [0, 1.5] leaves FFJ2 the single value 0: the driver's range is
+    kept (a frozen finger is worse than a follower past its limit) and a warning says why."""
+    eq = """<equality><joint joint1="robot0:FFJ1" joint2="robot0:FFJ2" polycoef="0 -1 0 0 0"/></equality>"""
+    p = parse_mjcf(write(tmp_path, "h.xml", hand_xml(forearm=False, tendons=eq)))
+    j = p.tree.actuated_joints.index("robot0:FFJ2")
+    assert (p.tree.lower[j], p.tree.upper[j]) == pytest.approx((0.0, 1.5))
+    assert any("'robot0:FFJ1' leaves its range for every value of its driver 'robot0:FFJ2' (all, or all but one)" in w for w in p.warnings), p.warnings

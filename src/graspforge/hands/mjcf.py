@@ -397,9 +397,12 @@ def _follower_ranges(m, follows: dict[int, tuple[int, float, float]], act_index:
         i = act_index[drv]
         a, b = sorted(((m.jnt_range[j][0] - oo) / mm, (m.jnt_range[j][1] - oo) / mm))
         lo, hi = max(lower[i], a), min(upper[i], b)
-        if lo > hi:
-            warnings.append(f"joint {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r} cannot stay in its range for any value of its driver "
-                            f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)!r}; the driver's range is kept")
+        if hi - lo < 1e-6:
+            # no motion left: the coupling as read contradicts the follower's range (e.g. a soft
+            # tendon limit read as a coupling); narrowing would freeze the finger, so say so instead
+            warnings.append(f"joint {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r} leaves its range for every value of its driver "
+                            f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)!r} (all, or all but one) under the coupling read from the file; "
+                            "the driver's range is kept")
             continue
         if lo > lower[i] + 1e-9 or hi < upper[i] - 1e-9:
             narrowed.append(f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)} [{lower[i]:.4g}, {upper[i]:.4g}] -> [{lo:.4g}, {hi:.4g}] "
