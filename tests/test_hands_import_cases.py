@@ -489,3 +489,21 @@ def test_a_coupling_that_contradicts_the_follower_range_keeps_the_driver_moving(
     j = p.tree.actuated_joints.index("robot0:FFJ2")
     assert (p.tree.lower[j], p.tree.upper[j]) == pytest.approx((0.0, 1.5))
     assert any("'robot0:FFJ1' leaves its range for every value of its driver 'robot0:FFJ2' (all, or all but one)" in w for w in p.warnings), p.warnings
+
+
+def test_urdf_mimic_joint_limits_narrow_their_driver(tmp_path):
+    """URDF side: b mimics a with multiplier 2, both limited to [0, 1]: a may only reach 0.5."""
+    urdf = """<robot name="mimic_hand">
+  <link name="base"><collision><geometry><box size="0.05 0.05 0.01"/></geometry></collision></link>
+  <link name="a"><collision><geometry><box size="0.01 0.01 0.04"/></geometry></collision></link>
+  <link name="b"><collision><geometry><box size="0.01 0.01 0.03"/></geometry></collision></link>
+  <joint name="ja" type="revolute"><parent link="base"/><child link="a"/><origin xyz="0 0 0.01"/><axis xyz="0 1 0"/>
+    <limit lower="0" upper="1" effort="1" velocity="1"/></joint>
+  <joint name="jb" type="revolute"><parent link="a"/><child link="b"/><origin xyz="0 0 0.04"/><axis xyz="0 1 0"/>
+    <limit lower="0" upper="1" effort="1" velocity="1"/><mimic joint="ja" multiplier="2" offset="0"/></joint>
+</robot>"""
+    from graspforge.hands.urdf import parse_urdf
+
+    p = parse_urdf(write(tmp_path, "m.urdf", urdf))
+    assert p.tree.actuated_joints == ["ja"] and (p.tree.lower[0], p.tree.upper[0]) == pytest.approx((0.0, 0.5))
+    assert any("ja [0, 1] -> [0, 0.5] (follower jb)" in w for w in p.warnings), p.warnings

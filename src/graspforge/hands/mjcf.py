@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import HandLoadError
 from .geometry_spec import GeometryElement
-from .kinematics import FIXED, PRISMATIC, REVOLUTE, KinematicTree
+from .kinematics import FIXED, PRISMATIC, REVOLUTE, KinematicTree, narrow_to_followers
 from .urdf import ParsedHand
 
 #: Hinge ranges that all span less than this (rad, about 6 deg) after MuJoCo's degree conversion
@@ -385,29 +385,15 @@ def _geometry(m, link_names: list[str], link_of_body: dict[int, int], warnings: 
 
 def _follower_ranges(m, follows: dict[int, tuple[int, float, float]], act_index: dict[int, int], lower: np.ndarray,
                      upper: np.ndarray, warnings: list[str], notes: dict) -> None:
-    """Narrow each driver's range (in place) so that every coupled follower stays inside its own
-    range: follower = multiplier * driver + offset. A simulator would stop the follower at its limit
-    and, through the coupling, the driver with it; synthesis must not plan poses past that."""
+    """Driver ranges narrowed (in place) so that coupled followers stay in their own ranges
+    (:func:`~graspforge.hands.kinematics.narrow_to_followers`); what changed is warned and noted."""
     import mujoco
 
-    narrowed = []
-    for j, (drv, mm, oo) in follows.items():
-        if not m.jnt_limited[j] or mm == 0:
-            continue
-        i = act_index[drv]
-        a, b = sorted(((m.jnt_range[j][0] - oo) / mm, (m.jnt_range[j][1] - oo) / mm))
-        lo, hi = max(lower[i], a), min(upper[i], b)
-        if hi - lo < 1e-6:
-            # no motion left: the coupling as read contradicts the follower's range (e.g. a soft
-            # tendon limit read as a coupling); narrowing would freeze the finger, so say so instead
-            warnings.append(f"joint {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)!r} leaves its range for every value of its driver "
-                            f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)!r} (all, or all but one) under the coupling read from the file; "
-                            "the driver's range is kept")
-            continue
-        if lo > lower[i] + 1e-9 or hi < upper[i] - 1e-9:
-            narrowed.append(f"{_name(m, mujoco.mjtObj.mjOBJ_JOINT, drv)} [{lower[i]:.4g}, {upper[i]:.4g}] -> [{lo:.4g}, {hi:.4g}] "
-                            f"(follower {_name(m, mujoco.mjtObj.mjOBJ_JOINT, j)})")
-            lower[i], upper[i] = lo, hi
+    J = mujoco.mjtObj.mjOBJ_JOINT
+    followers = [(_name(m, J, j), act_index[drv], _name(m, J, drv), mm, oo, *(m.jnt_range[j] if m.jnt_limited[j] else (np.inf, np.inf)))
+                 for j, (drv, mm, oo) in follows.items()]
+    narrowed, contradicting = narrow_to_followers(lower, upper, followers)
+    warnings.extend(contradicting)
     if narrowed:
         notes["follower_ranges"] = narrowed
         warnings.append("driver ranges narrowed so their coupled followers stay in range: " + "; ".join(narrowed))

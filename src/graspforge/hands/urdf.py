@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import HandLoadError
 from ..geometry.rotations import rpy_to_matrix, transform_np
 from .geometry_spec import GeometryElement
-from .kinematics import FIXED, JOINT_TYPES, KinematicTree
+from .kinematics import FIXED, JOINT_TYPES, KinematicTree, narrow_to_followers
 
 
 @dataclass
@@ -83,24 +83,17 @@ def _elements(items, link: str, base: Path, missing: list[str]) -> list[Geometry
     return out
 
 
-def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
-    """Parse a URDF file into kinematics and geometry.
-
-    Mimic joints become couplings of the joint they follow. Raises :class:`HandLoadError` naming the
-    file for unreadable XML, a tree with several roots or cycles, unknown joint types, mimic targets
-    that do not exist, and (with ``require_meshes``) mesh files that cannot be found.
-    """
+def _read_robot(path: Path):
+    """The URDF parsed by pytorch_kinematics' reader, and its complaints about unknown tags."""
     from pytorch_kinematics.urdf_parser_py.urdf import URDF
+    import pytorch_kinematics.urdf_parser_py.xml_reflection.core as xml_core
 
-    path = Path(path)
     if not path.is_file():
         raise HandLoadError(f"URDF file not found: {path}")
     try:
         text = path.read_text(encoding="utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as e:
         raise HandLoadError(f"cannot read URDF {path}: {e}") from e
-    import pytorch_kinematics.urdf_parser_py.xml_reflection.core as xml_core
-
     warnings: list[str] = []
     saved = xml_core.on_error
     xml_core.on_error = lambda msg: warnings.append(str(msg))  # unknown tags are not errors; keep them quiet
@@ -110,11 +103,12 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
         raise HandLoadError(f"{path}: not a valid URDF ({type(e).__name__}: {e})") from e
     finally:
         xml_core.on_error = saved
-    links = {l.name: l for l in (robot.links or [])}
-    joints = list(robot.joints or [])
-    if not links:
-        raise HandLoadError(f"{path}: the URDF has no links")
+    return robot, warnings
 
+
+def _link_order(path: Path, links: dict, joints: list) -> tuple[list[str], dict]:
+    """Links parents-first, children in file order (the order pytorch_kinematics uses too), and the
+    joint above each link; a second parent, a cycle, an unknown link or joint type is refused."""
     by_child = {}
     children: dict[str, list] = {n: [] for n in links}
     for j in joints:
@@ -129,8 +123,6 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
     roots = [n for n in links if n not in by_child]
     if len(roots) != 1:
         raise HandLoadError(f"{path}: expected one root link, found {roots or 'none (a cycle)'}")
-
-    # parents-first order, children in file order (the order pytorch_kinematics uses too)
     order: list[str] = []
     stack = [roots[0]]
     while stack:
@@ -139,15 +131,14 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
         stack.extend(j.child for j in reversed(children[n]))
     if len(order) != len(links):
         raise HandLoadError(f"{path}: links not connected to the root {roots[0]!r}: {sorted(set(links) - set(order))}")
-    idx = {n: i for i, n in enumerate(order)}
+    return order, by_child
 
-    moving = [by_child[n] for n in order[1:] if by_child[n].type != "fixed"]
-    actuated = [j for j in moving if j.mimic is None]
-    act_index = {j.name: i for i, j in enumerate(actuated)}
+
+def _mimic_resolver(path: Path, joints: list, act_index: dict[str, int]):
+    """A function mapping a joint to (actuated index, multiplier, offset), following mimic chains."""
     jmap = {j.name: j for j in joints}
 
     def resolve(j, depth=0):
-        # follow mimic chains to an actuated joint: (index, multiplier, offset)
         if j.mimic is None:
             return act_index[j.name], 1.0, 0.0
         if depth > 32 or j.mimic.joint not in jmap:
@@ -160,34 +151,20 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
         oo = 0.0 if j.mimic.offset is None else float(j.mimic.offset)
         return i, mm * m, mm * o + oo
 
-    L = len(order)
-    parent = np.full(L, -1)
-    jnames = [""] * L
-    jtype = np.zeros(L, np.int64)
-    origin = np.tile(np.eye(4), (L, 1, 1))
-    axis = np.zeros((L, 3))
-    qidx = np.full(L, -1)
-    mult = np.zeros(L)
-    off = np.zeros(L)
-    for n in order[1:]:
-        j = by_child[n]
-        l = idx[n]
-        parent[l] = idx[j.parent]
-        jnames[l] = j.name
-        jtype[l] = JOINT_TYPES[j.type]
-        origin[l] = _origin(j.origin)
-        if jtype[l] != FIXED:
-            ax = np.asarray(j.axis if j.axis is not None else [1.0, 0, 0], float)
-            if np.linalg.norm(ax) < 1e-9:
-                raise HandLoadError(f"{path}: joint {j.name!r} has a zero axis")
-            axis[l] = ax / np.linalg.norm(ax)
-            qidx[l], mult[l], off[l] = resolve(j)
-    lower = np.zeros(len(actuated))
-    upper = np.zeros(len(actuated))
+    return resolve
+
+
+def _limits(j) -> tuple[float | None, float | None]:
+    lim = j.limit
+    return (getattr(lim, "lower", None) if lim is not None else None, getattr(lim, "upper", None) if lim is not None else None)
+
+
+def _actuated_ranges(path: Path, actuated: list, warnings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) lower and upper limits of the actuated joints (rad or m); continuous joints get
+    [-pi, pi], a joint without limits the same (prismatic: [0, 0.05] m) with a warning."""
+    lower, upper = np.zeros(len(actuated)), np.zeros(len(actuated))
     for i, j in enumerate(actuated):
-        lim = j.limit
-        lo = getattr(lim, "lower", None) if lim is not None else None
-        hi = getattr(lim, "upper", None) if lim is not None else None
+        lo, hi = _limits(j)
         if j.type == "continuous" and (lo is None or hi is None or lo == hi):
             lo, hi = -np.pi, np.pi
         if lo is None or hi is None:
@@ -196,6 +173,53 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
         lower[i], upper[i] = float(lo), float(hi)
         if lower[i] > upper[i]:
             raise HandLoadError(f"{path}: joint {j.name!r} has lower limit {lo} > upper limit {hi}")
+    return lower, upper
+
+
+def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
+    """Parse a URDF file into kinematics and geometry.
+
+    Mimic joints become couplings of the joint they follow; a driver's range is narrowed where a
+    mimic joint would leave its own limits (warned). Raises :class:`HandLoadError` naming the file
+    for unreadable XML, a tree with several roots or cycles, unknown joint types, mimic targets that
+    do not exist, and (with ``require_meshes``) mesh files that cannot be found.
+    """
+    path = Path(path)
+    robot, warnings = _read_robot(path)
+    links = {l.name: l for l in (robot.links or [])}
+    joints = list(robot.joints or [])
+    if not links:
+        raise HandLoadError(f"{path}: the URDF has no links")
+    order, by_child = _link_order(path, links, joints)
+    idx = {n: i for i, n in enumerate(order)}
+    moving = [by_child[n] for n in order[1:] if by_child[n].type != "fixed"]
+    actuated = [j for j in moving if j.mimic is None]
+    resolve = _mimic_resolver(path, joints, {j.name: i for i, j in enumerate(actuated)})
+
+    L = len(order)
+    parent, jnames, jtype = np.full(L, -1), [""] * L, np.zeros(L, np.int64)
+    origin, axis = np.tile(np.eye(4), (L, 1, 1)), np.zeros((L, 3))
+    qidx, mult, off = np.full(L, -1), np.zeros(L), np.zeros(L)
+    for n in order[1:]:
+        j, l = by_child[n], idx[n]
+        parent[l], jnames[l], jtype[l], origin[l] = idx[j.parent], j.name, JOINT_TYPES[j.type], _origin(j.origin)
+        if jtype[l] != FIXED:
+            ax = np.asarray(j.axis if j.axis is not None else [1.0, 0, 0], float)
+            if np.linalg.norm(ax) < 1e-9:
+                raise HandLoadError(f"{path}: joint {j.name!r} has a zero axis")
+            axis[l] = ax / np.linalg.norm(ax)
+            qidx[l], mult[l], off[l] = resolve(j)
+    lower, upper = _actuated_ranges(path, actuated, warnings)
+    followers = []
+    for j in moving:
+        lo, hi = _limits(j)
+        if j.mimic is not None and j.type != "continuous" and lo is not None and hi is not None:
+            i, mm, oo = resolve(j)
+            followers.append((j.name, i, actuated[i].name, mm, oo, float(lo), float(hi)))
+    narrowed, contradicting = narrow_to_followers(lower, upper, followers)
+    warnings.extend(contradicting)
+    if narrowed:
+        warnings.append("driver ranges narrowed so their coupled followers stay in range: " + "; ".join(narrowed))
 
     tree = KinematicTree(
         link_names=order, parent=parent, joint_names=jnames, joint_type=jtype, origin=origin,
