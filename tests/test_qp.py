@@ -199,16 +199,16 @@ def test_detached_and_shapes():
 @pytest.mark.parametrize(
     "kwargs",
     [
-        dict(G=torch.zeros(6, 48)),
-        dict(G=torch.zeros(2, 6, 48, dtype=torch.int64)),
-        dict(G=np.zeros((2, 6, 48))),
-        dict(G=torch.zeros(2, 6, 0)),
-        dict(G=torch.zeros(2, 6, 48), lower=2.0, upper=1.0),
-        dict(G=torch.zeros(2, 6, 48), upper=float("inf")),
-        dict(G=torch.zeros(2, 6, 48), eps=0.0),
-        dict(G=torch.zeros(2, 6, 48), warm_start=torch.zeros(2, 47)),
-        dict(G=torch.zeros(2, 6, 48), max_iter=0),
-        dict(G=torch.zeros(2, 6, 48), rtol=-1.0),
+        dict(W=torch.zeros(6, 48)),
+        dict(W=torch.zeros(2, 6, 48, dtype=torch.int64)),
+        dict(W=np.zeros((2, 6, 48))),
+        dict(W=torch.zeros(2, 6, 0)),
+        dict(W=torch.zeros(2, 6, 48), lower=2.0, upper=1.0),
+        dict(W=torch.zeros(2, 6, 48), upper=float("inf")),
+        dict(W=torch.zeros(2, 6, 48), eps=0.0),
+        dict(W=torch.zeros(2, 6, 48), warm_start=torch.zeros(2, 47)),
+        dict(W=torch.zeros(2, 6, 48), max_iter=0),
+        dict(W=torch.zeros(2, 6, 48), rtol=-1.0),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs):

@@ -326,7 +326,7 @@ _COMPILE_SCRIPT = textwrap.dedent(
 
     report = {}
     for has_ws in (False, True):
-        sig = {"G_ptr": "*fp64", "ws_ptr": "*fp64", "l_ptr": "*fp64", "y_ptr": "*fp64", "it_ptr": "*i64",
+        sig = {"W_ptr": "*fp64", "ws_ptr": "*fp64", "l_ptr": "*fp64", "y_ptr": "*fp64", "it_ptr": "*i64",
                "cv_ptr": "*i8", "lower": "fp64", "upper": "fp64", "eps": "fp64", "rtol": "fp64", "band": "fp64",
                "dual0": "fp64", "n_iter": "i32", "R": "constexpr", "M": "constexpr", "HAS_WS": "constexpr",
                "BR": "constexpr", "BM": "constexpr", "CH": "constexpr"}

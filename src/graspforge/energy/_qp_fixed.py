@@ -8,14 +8,14 @@ shapes), so it can be captured in a CUDA graph. Used on devices without the Trit
 (:mod:`._qp_triton`), and the reference that kernel is tested against. 55 tensor operations per
 iteration (``torch.profiler``; 5 of them bmm), about 40 once per call.
 
-Formulation (all float64). With eta = -y / eps (so z = -G^T y / eps = G^T eta, l = clip(z)) the
-state is one vector per problem, ``zz2 = [zz, -zz]`` with ``zz = Gaug^T eta = [z, sqrt(eps) eta]``
-and ``Gaug = [G, sqrt(eps) I]`` (R x (M + R)). The augmented columns make several quantities single
+Formulation (all float64). With eta = -y / eps (so z = -W^T y / eps = W^T eta, l = clip(z)) the
+state is one vector per problem, ``zz2 = [zz, -zz]`` with ``zz = Waug^T eta = [z, sqrt(eps) eta]``
+and ``Waug = [W, sqrt(eps) I]`` (R x (M + R)). The augmented columns make several quantities single
 matrix products:
 
-* ``Gaug_F Gaug_F^T = eps I + G_F G_F^T = S`` (the augmented columns are always "free");
-* ``Gaug clip(zz) = G l + eps eta = G l - y``, the dual gradient, which is both the Newton
-  right-hand side (``S (eta_N - eta) = -(G l + eps eta)``, a correction, more accurate than solving
+* ``Waug_F Waug_F^T = eps I + W_F W_F^T = S`` (the augmented columns are always "free");
+* ``Waug clip(zz) = W l + eps eta = W l - y``, the dual gradient, which is both the Newton
+  right-hand side (``S (eta_N - eta) = -(W l + eps eta)``, a correction, more accurate than solving
   for eta_N directly) and the duality-gap vector;
 * theta'(t) of the line search is ``-eps dzz . clip(zz + t dzz)`` (the eta part unclipped), one
   batched matrix product over all breakpoints;
@@ -55,7 +55,7 @@ _BIG = 1e300  # finite stand-in for +-inf in the line search's masked reductions
 
 
 def solve_fixed(
-    Gd: torch.Tensor,
+    Wd: torch.Tensor,
     lower: float,
     upper: float,
     eps: float,
@@ -66,8 +66,8 @@ def solve_fixed(
     """``iterations`` masked Newton iterations of the box QP for every problem of a batch.
 
     Args:
-        Gd: (B, R, M) float64 (other floating dtypes are converted). Problems holding a non-finite
-            value are solved as G = 0 (the caller flags them, as ``qp._solve`` does).
+        Wd: (B, R, M) float64 (other floating dtypes are converted). Problems holding a non-finite
+            value are solved as W = 0 (the caller flags them, as ``qp._solve`` does).
         lower, upper, eps: the QP's bounds and Tikhonov weight (checked by the caller).
         warm_start: optional (B, M) previous solution; rows holding a non-finite value start cold.
             As in ``solve_box_qp``, the start is the better (higher dual value) of the cold start
@@ -82,7 +82,7 @@ def solve_fixed(
         not converge), exactly as the numba solver with ``max_iter = iterations`` counts them.
     """
     with torch.no_grad():
-        return _solve_fixed(Gd, float(lower), float(upper), float(eps), warm_start, int(iterations), float(rtol))
+        return _solve_fixed(Wd, float(lower), float(upper), float(eps), warm_start, int(iterations), float(rtol))
 
 
 def _gauss_jordan(A: torch.Tensor, R: int) -> torch.Tensor:
@@ -95,22 +95,22 @@ def _gauss_jordan(A: torch.Tensor, R: int) -> torch.Tensor:
     return A
 
 
-def _solve_fixed(Gd, lower, upper, eps, warm_start, iterations, rtol):
+def _solve_fixed(Wd, lower, upper, eps, warm_start, iterations, rtol):
     f64 = torch.float64
-    B, R, M = Gd.shape
+    B, R, M = Wd.shape
     N = M + R
     K = 2 * M + 2
-    dev = Gd.device
-    G = Gd.detach().to(f64)
-    finite = torch.isfinite(G).flatten(1).all(1)
-    G = torch.where(finite[:, None, None], G, 0.0)
+    dev = Wd.device
+    W = Wd.detach().to(f64)
+    finite = torch.isfinite(W).flatten(1).all(1)
+    W = torch.where(finite[:, None, None], W, 0.0)
     se = math.sqrt(eps)
     inf = float("inf")
 
     # ---- per-call constants (fill kernels only: nothing is copied from the host) ----
-    Gaug = torch.cat((G, torch.eye(R, dtype=f64, device=dev).mul_(se).expand(B, R, R)), 2)  # (B, R, N)
-    GT = Gaug.mT  # (B, N, R)
-    Gneg2 = torch.cat((-GT, GT), 1)  # (B, 2N, R): bmm(Gneg2, x) = [zz, -zz] of eta = -x
+    Waug = torch.cat((W, torch.eye(R, dtype=f64, device=dev).mul_(se).expand(B, R, R)), 2)  # (B, R, N)
+    WT = Waug.mT  # (B, N, R)
+    Wneg2 = torch.cat((-WT, WT), 1)  # (B, 2N, R): bmm(Wneg2, x) = [zz, -zz] of eta = -x
     lo_ext = torch.full((N,), lower, dtype=f64, device=dev)
     lo_ext[M:] = -inf
     hi_ext = torch.full((N,), upper, dtype=f64, device=dev)
@@ -134,23 +134,23 @@ def _solve_fixed(Gd, lower, upper, eps, warm_start, iterations, rtol):
     # (on the CPU a fresh one per iteration spends more time in page faults than in arithmetic)
     P = torch.empty(B, K, N, dtype=f64, device=dev)
     zero = torch.zeros((), dtype=f64, device=dev)
-    W = torch.empty(B, N, R + 2, dtype=f64, device=dev)  # [Gaug_F^T | [l, sqrt(eps) eta] | [l, 0]]
-    Lz = W[:, :, R]
+    work = torch.empty(B, N, R + 2, dtype=f64, device=dev)  # [Waug_F^T | [l, sqrt(eps) eta] | [l, 0]]
+    Lz = work[:, :, R]
 
     def state(zz2):
-        """Pieces (B, 2N) and the augmented system A = [S | G l + eps eta | G l] at the point zz2 (W
+        """Pieces (B, 2N) and the augmented system A = [S | W l + eps eta | W l] at the point zz2 (work
         is filled in place)."""
         pcs = zz2 <= bnd2
-        torch.where((pcs[:, :N] | pcs[:, N:])[:, :, None], zero, GT, out=W[:, :, :R])
+        torch.where((pcs[:, :N] | pcs[:, N:])[:, :, None], zero, WT, out=work[:, :, :R])
         torch.clamp(zz2[:, :N], lo_ext, hi_ext, out=Lz)
-        torch.mul(Lz, keep_l, out=W[:, :, R + 1])
-        return torch.bmm(Gaug, W), pcs  # (B, R, R + 2)
+        torch.mul(Lz, keep_l, out=work[:, :, R + 1])
+        return torch.bmm(Waug, work), pcs  # (B, R, R + 2)
 
     def small_gap(A):
-        """0.5 |G l - y|^2 <= rtol P(l), P(l) = 0.5 (|G l|^2 + eps |l|^2)."""
-        E = A[:, :, R:]  # (B, R, 2): [G l + eps eta, G l]
-        Q = torch.bmm(E.mT, E)  # |G l - y|^2 and |G l|^2 on the diagonal
-        WL = W[:, :, R:]
+        """0.5 |W l - y|^2 <= rtol P(l), P(l) = 0.5 (|W l|^2 + eps |l|^2)."""
+        E = A[:, :, R:]  # (B, R, 2): [W l + eps eta, W l]
+        Q = torch.bmm(E.mT, E)  # |W l - y|^2 and |W l|^2 on the diagonal
+        WL = work[:, :, R:]
         Ql = torch.bmm(WL.mT, WL)  # |l|^2 at [1, 1]
         return Q[:, 0, 0] <= torch.add(Q[:, 1, 1], Ql[:, 1, 1], alpha=eps).mul_(rtol)
 
@@ -164,9 +164,9 @@ def _solve_fixed(Gd, lower, upper, eps, warm_start, iterations, rtol):
         fixed = torch.cat((at_lo | at_hi, torch.zeros(B, R, dtype=torch.bool, device=dev)), 1)
         lA = torch.where(at_hi, upper, torch.where(at_lo, lower, zero))  # (where(scalar, scalar) would be float32)
         lA = torch.cat((lA, zero.expand(B, R)), 1)
-        Ww = torch.cat((torch.where(fixed[:, :, None], zero, GT), lA[:, :, None]), 2)
-        x = _gauss_jordan(torch.bmm(Gaug, Ww), R)[:, :, R]  # S^-1 G_A l_A = -eta_w
-        zz2w = torch.bmm(Gneg2, x[:, :, None]).squeeze(2)
+        Ww = torch.cat((torch.where(fixed[:, :, None], zero, WT), lA[:, :, None]), 2)
+        x = _gauss_jordan(torch.bmm(Waug, Ww), R)[:, :, R]  # S^-1 W_A l_A = -eta_w
+        zz2w = torch.bmm(Wneg2, x[:, :, None]).squeeze(2)
         zzw = zz2w[:, :N]
         Lw = torch.clamp(zzw, lo_ext, hi_ext)
         dual = (Lw * torch.sub(Lw, zzw, alpha=2.0)).sum(1)  # 2 D(y_w) / eps
@@ -180,7 +180,7 @@ def _solve_fixed(Gd, lower, upper, eps, warm_start, iterations, rtol):
     for _ in range(iterations):
         n_conv += conv
         x = _gauss_jordan(A, R)[:, :, R]  # eta - eta_N
-        D2 = torch.bmm(Gneg2, x[:, :, None]).squeeze(2)  # [dzz, -dzz]
+        D2 = torch.bmm(Wneg2, x[:, :, None]).squeeze(2)  # [dzz, -dzz]
         # A Newton point on its own piece is the exact maximiser (theta'(1) = 0 there up to rounding):
         # take the full step whatever the line search says, and stop.
         exact = ((zz2 + D2 <= bnd2) == pcs).all(1)

@@ -23,9 +23,9 @@ except Exception:  # pragma: no cover
 if HAVE_NUMBA:
 
     @_nb.njit(cache=True)
-    def _piece_max(G, at_lo, at_hi, l, eps):
-        # (eps I + G_F G_F^T) y = eps G_A l_A
-        R, M = G.shape
+    def _piece_max(W, at_lo, at_hi, l, eps):
+        # (eps I + W_F W_F^T) y = eps W_A l_A
+        R, M = W.shape
         S = np.zeros((R, R))
         r = np.zeros(R)
         for a in range(R):
@@ -33,12 +33,12 @@ if HAVE_NUMBA:
         for i in range(M):
             if at_lo[i] or at_hi[i]:
                 for a in range(R):
-                    r[a] += eps * G[a, i] * l[i]
+                    r[a] += eps * W[a, i] * l[i]
             else:
                 for a in range(R):
-                    ga = G[a, i]
+                    ga = W[a, i]
                     for c in range(a, R):
-                        S[a, c] += ga * G[c, i]
+                        S[a, c] += ga * W[c, i]
         for a in range(R):
             for c in range(a):
                 S[a, c] = S[c, a]
@@ -80,12 +80,12 @@ if HAVE_NUMBA:
         return 1.0
 
     @_nb.njit(cache=True)
-    def _state(G, y, lower, upper, eps, s, z, l, at_lo, at_hi):
-        R, M = G.shape
+    def _state(W, y, lower, upper, eps, s, z, l, at_lo, at_hi):
+        R, M = W.shape
         for i in range(M):
             acc = 0.0
             for a in range(R):
-                acc += G[a, i] * y[a]
+                acc += W[a, i] * y[a]
             s[i] = acc
             z[i] = -acc / eps
             l[i] = min(max(z[i], lower), upper)
@@ -93,14 +93,14 @@ if HAVE_NUMBA:
             at_hi[i] = z[i] >= upper
 
     @_nb.njit(cache=True)
-    def _small_gap(G, l, y, eps, rtol):
-        R, M = G.shape
+    def _small_gap(W, l, y, eps, rtol):
+        R, M = W.shape
         P = 0.0
         gap = 0.0
         for a in range(R):
             w = 0.0
             for i in range(M):
-                w += G[a, i] * l[i]
+                w += W[a, i] * l[i]
             P += w * w
             gap += (w - y[a]) ** 2
         for i in range(M):
@@ -108,12 +108,12 @@ if HAVE_NUMBA:
         return 0.5 * gap <= rtol * 0.5 * P
 
     @dual_kernel
-    def solve_batch(Gd, lower, upper, eps, ws, use_ws, rtol, max_iter, l_out, y_out, iters, conv):
-        B, R, M = Gd.shape
+    def solve_batch(Wd, lower, upper, eps, ws, use_ws, rtol, max_iter, l_out, y_out, iters, conv):
+        B, R, M = Wd.shape
         band = 1e-9 * (upper - lower)
         c0 = min(max(0.0, lower), upper)
         for b in _nb.prange(B):
-            G = Gd[b]
+            W = Wd[b]
             y = np.zeros(R)
             s = np.empty(M)
             z = np.empty(M)
@@ -125,8 +125,8 @@ if HAVE_NUMBA:
                     at_lo[i] = ws[b, i] <= lower + band
                     at_hi[i] = ws[b, i] >= upper - band
                     l[i] = upper if at_hi[i] else lower
-                yw = _piece_max(G, at_lo, at_hi, l, eps)
-                _state(G, yw, lower, upper, eps, s, z, l, at_lo, at_hi)
+                yw = _piece_max(W, at_lo, at_hi, l, eps)
+                _state(W, yw, lower, upper, eps, s, z, l, at_lo, at_hi)
                 dual = 0.0
                 for a in range(R):
                     dual -= 0.5 * yw[a] * yw[a]
@@ -134,8 +134,8 @@ if HAVE_NUMBA:
                     dual += 0.5 * eps * l[i] * l[i] + s[i] * l[i]
                 if dual > 0.5 * eps * c0 * c0 * M:
                     y = yw
-            _state(G, y, lower, upper, eps, s, z, l, at_lo, at_hi)
-            done = _small_gap(G, l, y, eps, rtol)
+            _state(W, y, lower, upper, eps, s, z, l, at_lo, at_hi)
+            done = _small_gap(W, l, y, eps, rtol)
             it_used = 0
             sN = np.empty(M)
             zN = np.empty(M)
@@ -145,8 +145,8 @@ if HAVE_NUMBA:
             it = 0
             while not done and it < max_iter:
                 it += 1
-                yN = _piece_max(G, at_lo, at_hi, l, eps)
-                _state(G, yN, lower, upper, eps, sN, zN, lN, loN, hiN)
+                yN = _piece_max(W, at_lo, at_hi, l, eps)
+                _state(W, yN, lower, upper, eps, sN, zN, lN, loN, hiN)
                 dd = 0.0
                 yd = 0.0
                 for a in range(R):
@@ -172,8 +172,8 @@ if HAVE_NUMBA:
                     grad0 -= yd
                     t = _line_search(z, u, lower, upper, eps, yd, dd, grad0)
                     y = y + t * (yN - y)
-                _state(G, y, lower, upper, eps, s, z, l, at_lo, at_hi)
-                if exact or _small_gap(G, l, y, eps, rtol):
+                _state(W, y, lower, upper, eps, s, z, l, at_lo, at_hi)
+                if exact or _small_gap(W, l, y, eps, rtol):
                     done = True
                     it_used = it
             if not done:

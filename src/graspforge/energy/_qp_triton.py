@@ -1,13 +1,13 @@
 """Triton (GPU) kernel of the box-QP iteration in :mod:`graspforge.energy.qp`: one program per problem.
 
 The same dual semismooth Newton method with exact line search as :mod:`._qp_fixed` (see there and
-``qp``), in float64, for ``min 0.5 |G l|^2 + 0.5 eps |l|^2, lower <= l <= upper``. Per problem
-everything lives in registers: G (R x M, padded to BR x BM, powers of two with BR > R), the dual
-point eta = -y / eps (R), z = G^T eta (M), l = clip(z). Each Newton iteration
+``qp``), in float64, for ``min 0.5 |W l|^2 + 0.5 eps |l|^2, lower <= l <= upper``. Per problem
+everything lives in registers: W (R x M, padded to BR x BM, powers of two with BR > R), the dual
+point eta = -y / eps (R), z = W^T eta (M), l = clip(z). Each Newton iteration
 
-* builds the augmented system [S | G l + eps eta], S = eps I + G_F G_F^T, column by column, and
+* builds the augmented system [S | W l + eps eta], S = eps I + W_F W_F^T, column by column, and
   eliminates it by Gauss-Jordan without pivoting (S is SPD with pivots >= eps); the Newton point is
-  eta_N = eta - S^-1 (G l + eps eta);
+  eta_N = eta - S^-1 (W l + eps eta);
 * if eta_N lands on its own piece it is the exact maximiser: full step, converged;
 * else finds the exact line-search step without sorting: theta'(t) = -eps g(t) with
   g(t) = dz . clip(z + t dz) + eps deta . (eta + t deta), evaluated at 0, 1 and the 2M
@@ -42,7 +42,7 @@ __all__ = ["HAVE_TRITON", "solve_fixed"]
 
 # Launch parameters (module globals, read at every call; untuned on hardware). One problem per
 # program and one warp: every reduction stays inside the warp (shuffles, no shared-memory barriers),
-# and a problem is only ~300 numbers. The largest register tiles are G (8 x 64) and the line-search
+# and a problem is only ~300 numbers. The largest register tiles are W (8 x 64) and the line-search
 # tile (LS_CHUNK x 64) float64; loops are not unrolled, to keep registers down. Compiled for sm_90a
 # (Triton 3.6, ptxas -v, no GPU needed): 168 registers, no spills with these values (4 warps: 128;
 # LS_CHUNK = 16 on one warp: 240). LS_CHUNK must be a power of two.
@@ -53,16 +53,16 @@ LS_CHUNK = 8
 if HAVE_TRITON:
 
     @triton.jit
-    def _newton_solve(G, free, v, eta, eps, ri, ci, R: tl.constexpr):
-        """x = S^-1 (G v + eps eta), S = eps I + G_F G_F^T (F: ``free``), by Gauss-Jordan on the
-        (BR, BR) augmented matrix [S | G v + eps eta] (BR > R; padded rows and columns are 0)."""
-        GF = tl.where(free[None, :], G, 0.0)
+    def _newton_solve(W, free, v, eta, eps, ri, ci, R: tl.constexpr):
+        """x = S^-1 (W v + eps eta), S = eps I + W_F W_F^T (F: ``free``), by Gauss-Jordan on the
+        (BR, BR) augmented matrix [S | W v + eps eta] (BR > R; padded rows and columns are 0)."""
+        WF = tl.where(free[None, :], W, 0.0)
         # column by column (a (BR, BR, BM) broadcast product would hold 8x more registers)
         A = tl.where((ri[:, None] == ci[None, :]) & (ci[None, :] < R), eps, 0.0)
-        A += tl.where(ci[None, :] == R, (tl.sum(G * v[None, :], axis=1) + eps * eta)[:, None], 0.0)
+        A += tl.where(ci[None, :] == R, (tl.sum(W * v[None, :], axis=1) + eps * eta)[:, None], 0.0)
         for c in range(R):
-            gc = tl.sum(tl.where(ri[:, None] == c, GF, 0.0), axis=0)  # row c of G_F
-            A += tl.where(ci[None, :] == c, tl.sum(G * gc[None, :], axis=1)[:, None], 0.0)
+            gc = tl.sum(tl.where(ri[:, None] == c, WF, 0.0), axis=0)  # row c of W_F
+            A += tl.where(ci[None, :] == c, tl.sum(W * gc[None, :], axis=1)[:, None], 0.0)
         for j in range(R):
             row = tl.sum(tl.where(ri[:, None] == j, A, 0.0), axis=0)
             p = row / tl.sum(tl.where(ci == j, row, 0.0), axis=0)
@@ -115,7 +115,7 @@ if HAVE_TRITON:
 
     @triton.jit(do_not_specialize=["n_iter"])
     def _box_qp_kernel(
-        G_ptr, ws_ptr, l_ptr, y_ptr, it_ptr, cv_ptr,
+        W_ptr, ws_ptr, l_ptr, y_ptr, it_ptr, cv_ptr,
         lower: tl.float64, upper: tl.float64, eps: tl.float64, rtol: tl.float64,
         band: tl.float64, dual0: tl.float64, n_iter,
         R: tl.constexpr, M: tl.constexpr, HAS_WS: tl.constexpr, BR: tl.constexpr, BM: tl.constexpr,
@@ -137,9 +137,9 @@ if HAVE_TRITON:
         kc = tl.arange(0, NC)
         rmask = ri < R
         mmask = mi < M
-        G = tl.load(G_ptr + b * (R * M) + ri[:, None] * M + mi[None, :], mask=rmask[:, None] & mmask[None, :],
+        W = tl.load(W_ptr + b * (R * M) + ri[:, None] * M + mi[None, :], mask=rmask[:, None] & mmask[None, :],
                     other=0.0)
-        G = tl.where(tl.sum(tl.where(G - G == 0.0, 0, 1)) == 0, G, 0.0)  # non-finite: solve G = 0
+        W = tl.where(tl.sum(tl.where(W - W == 0.0, 0, 1)) == 0, W, 0.0)  # non-finite: solve W = 0
         eta = tl.zeros([BR], dtype=tl.float64)
         z = tl.zeros([BM], dtype=tl.float64)
         if HAS_WS:
@@ -149,8 +149,8 @@ if HAVE_TRITON:
             w_lo = (ws <= lower + band) & mmask & ok
             w_hi = (ws >= upper - band) & mmask & ok
             lA = tl.where(w_hi, upper, tl.where(w_lo, lower, 0.0))
-            eta_w = -_newton_solve(G, ~(w_lo | w_hi), lA, eta, eps, ri, ci, R)
-            z_w = tl.sum(G * eta_w[:, None], axis=0)
+            eta_w = -_newton_solve(W, ~(w_lo | w_hi), lA, eta, eps, ri, ci, R)
+            z_w = tl.sum(W * eta_w[:, None], axis=0)
             l_w = tl.clamp(z_w, lower, upper)
             dual = tl.sum(tl.where(mmask, l_w * (l_w - 2.0 * z_w), 0.0)) - eps * tl.sum(eta_w * eta_w)  # 2 D / eps
             better = ok & (dual > dual0)
@@ -160,14 +160,14 @@ if HAVE_TRITON:
         at_lo = (z <= lower) & mmask
         at_hi = (z >= upper) & mmask
         lm = tl.where(mmask, tl.clamp(z, lower, upper), 0.0)
-        Gl = tl.sum(G * lm[None, :], axis=1)
-        gv = Gl + eps * eta  # G l - y (scaled): the dual gradient
-        conv = (tl.sum(gv * gv) <= rtol * (tl.sum(Gl * Gl) + eps * tl.sum(lm * lm))).to(tl.int32)
+        Wl = tl.sum(W * lm[None, :], axis=1)
+        gv = Wl + eps * eta  # W l - y (scaled): the dual gradient
+        conv = (tl.sum(gv * gv) <= rtol * (tl.sum(Wl * Wl) + eps * tl.sum(lm * lm))).to(tl.int32)
         it = tl.full([], 0, tl.int32)
         while (it < n_iter) & (conv == 0):
             it += 1
-            deta = -_newton_solve(G, ~(at_lo | at_hi), lm, eta, eps, ri, ci, R)  # Newton point - eta
-            dz = tl.sum(G * deta[:, None], axis=0)
+            deta = -_newton_solve(W, ~(at_lo | at_hi), lm, eta, eps, ri, ci, R)  # Newton point - eta
+            dz = tl.sum(W * deta[:, None], axis=0)
             zN = z + dz
             # a Newton point on its own piece is the exact maximiser: full step, stop
             moved = ((zN <= lower) != at_lo) | ((zN >= upper) != at_hi)
@@ -181,9 +181,9 @@ if HAVE_TRITON:
             at_lo = (z <= lower) & mmask
             at_hi = (z >= upper) & mmask
             lm = tl.where(mmask, tl.clamp(z, lower, upper), 0.0)
-            Gl = tl.sum(G * lm[None, :], axis=1)
-            gv = Gl + eps * eta
-            small = tl.sum(gv * gv) <= rtol * (tl.sum(Gl * Gl) + eps * tl.sum(lm * lm))
+            Wl = tl.sum(W * lm[None, :], axis=1)
+            gv = Wl + eps * eta
+            small = tl.sum(gv * gv) <= rtol * (tl.sum(Wl * Wl) + eps * tl.sum(lm * lm))
             conv = (exact | small).to(tl.int32)
         tl.store(l_ptr + b * M + mi, tl.clamp(z, lower, upper), mask=mmask)
         tl.store(y_ptr + b * R + ri, -eps * eta, mask=rmask)
@@ -192,7 +192,7 @@ if HAVE_TRITON:
 
 
 def solve_fixed(
-    Gd: torch.Tensor,
+    Wd: torch.Tensor,
     lower: float,
     upper: float,
     eps: float,
@@ -203,26 +203,26 @@ def solve_fixed(
     """Same contract as :func:`graspforge.energy._qp_fixed.solve_fixed`: at most ``iterations``
     Newton iterations per problem, ``(l (B, M), y (B, R), iters (B,) int64, converged (B,) bool)``.
 
-    Gd and warm_start must be on a device Triton can launch on (a CUDA device, or the CPU under
-    ``TRITON_INTERPRET=1``). Non-finite G rows are solved as G = 0; non-finite warm-start rows start
+    Wd and warm_start must be on a device Triton can launch on (a CUDA device, or the CPU under
+    ``TRITON_INTERPRET=1``). Non-finite W rows are solved as W = 0; non-finite warm-start rows start
     cold.
     """
     if not HAVE_TRITON:
         raise RuntimeError("triton is not installed")
-    G = Gd.detach().to(torch.float64).contiguous()
-    B, R, M = G.shape
-    dev = G.device
+    W = Wd.detach().to(torch.float64).contiguous()
+    B, R, M = W.shape
+    dev = W.device
     lower, upper, eps = float(lower), float(upper), float(eps)
     l = torch.empty(B, M, dtype=torch.float64, device=dev)
     y = torch.empty(B, R, dtype=torch.float64, device=dev)
     iters = torch.empty(B, dtype=torch.int64, device=dev)
     conv = torch.empty(B, dtype=torch.int8, device=dev)
     if B:
-        ws = G if warm_start is None else warm_start.detach().to(device=dev, dtype=torch.float64).contiguous()
+        ws = W if warm_start is None else warm_start.detach().to(device=dev, dtype=torch.float64).contiguous()
         c0 = min(max(0.0, lower), upper)
         BM = triton.next_power_of_2(M)
         _box_qp_kernel[(B,)](
-            G, ws, l, y, iters, conv,
+            W, ws, l, y, iters, conv,
             lower, upper, eps, float(rtol), 1e-9 * (upper - lower), c0 * c0 * M, int(iterations),
             R=R, M=M, HAS_WS=warm_start is not None,
             BR=triton.next_power_of_2(R + 1), BM=BM, CH=min(LS_CHUNK, BM),

@@ -10,7 +10,7 @@ gives the wrench column ``[f ; tau (p_k - c) x f]`` of W (B, 6, m K), column ind
 
 dV/dW = W l* l*^T (Danskin): the QP is solved without autograd and V is re-evaluated with l* detached.
 W is the grasp (wrench) matrix METHOD.md calls G; here it is W because G counts grasps per object
-elsewhere (``energy/scene.py``, ``optimize/``). :mod:`.qp` still names its matrix argument G.
+elsewhere (``energy/scene.py``, ``optimize/``). The QP solvers (:mod:`.qp`) call it W too.
 Units: positions in metres, forces dimensionless (unit edges), torques scaled by ``torque_weight``.
 """
 
