@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -331,11 +331,12 @@ def _curl_joints(tree: KinematicTree, links: dict[str, int]) -> list[str]:
     return [j for i, j in enumerate(tree.actuated_joints) if i not in used]
 
 
-def _curled(gt: GraspType, tree: KinematicTree, closing: np.ndarray) -> GraspType:
-    """``gt`` with its curl joints curling the way each closes (``closing`` (D,) +-1, 0 unknown: +1);
-    ``curl_signs`` stays empty when every one closes toward its upper limit."""
-    signs = [-1 if closing[tree.actuated_joints.index(j)] < 0 else 1 for j in gt.curl_joints]
-    return replace(gt, curl_signs=signs if any(s < 0 for s in signs) else [])
+def _grasp_type(name: str, links: dict[str, int], tree: KinematicTree, closing: np.ndarray) -> GraspType:
+    """Grasp type ``name`` on ``links``, its curl joints curling the way each closes (``closing`` (D,)
+    +-1, 0 unknown: +1); ``curl_signs`` stays empty when every one closes toward its upper limit."""
+    curl = _curl_joints(tree, links)
+    signs = [-1 if closing[tree.actuated_joints.index(j)] < 0 else 1 for j in curl]
+    return GraspType(name, links, curl, signs if any(s < 0 for s in signs) else [])
 
 
 def _rel(path: Path, base: Path) -> str:
@@ -673,7 +674,7 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
         if not known_links:
             warnings.append(f"grasp type {tname!r} has no usable links; dropped")
             continue
-        grasp_types[tname] = _curled(GraspType(tname, known_links, _curl_joints(tree, known_links)), tree, st.closing)
+        grasp_types[tname] = _grasp_type(tname, known_links, tree, st.closing)
     if "full" not in grasp_types:
         grasp_types["full"] = GraspType("full", dict(per_link), [])
     if "fingertip" not in grasp_types:
@@ -682,7 +683,7 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
         below = {a for link in per_link for a in tree.ancestors(idx[link])[1:]}
         tips = {k: v for k, v in per_link.items() if idx[k] not in below}
         if tips and all(tips != g.links for g in grasp_types.values()):
-            grasp_types["fingertip"] = _curled(GraspType("fingertip", tips, _curl_joints(tree, tips)), tree, st.closing)
+            grasp_types["fingertip"] = _grasp_type("fingertip", tips, tree, st.closing)
     return grasp_types
 
 

@@ -361,11 +361,13 @@ def in_hand_model(gs: GraspSet, alignment, desc, root_in_frame: tuple[np.ndarray
             quat = q * np.where(q[:, :1] < 0, -1.0, 1.0)
         return pos, quat
 
-    pos, quat = root(gs.joint_positions)
     extra = dict(gs.extra)
     if alignment.frame_link:
         stages = [root(q) for q in (gs.pregrasp_joint_positions, gs.joint_positions, gs.squeeze_joint_positions)]
         extra["stage_root_pose"] = np.stack([np.concatenate(s, 1) for s in stages], 1)
+        pos, quat = stages[1]
+    else:
+        pos, quat = root(gs.joint_positions)
     theirs = lambda q: alignment.joints(q)[:, cols]  # noqa: E731
     return replace(gs, hand=desc.name, joint_names=list(desc.joint_names), root_position=pos, root_quaternion=quat,
                    joint_positions=theirs(gs.joint_positions), pregrasp_joint_positions=theirs(gs.pregrasp_joint_positions),
