@@ -147,31 +147,31 @@ def _summary_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
+    """The run's configuration: ``--config`` file, ``--set`` and flag overrides, ``--iterations``
+    compression, ``--grasp-type`` and ``--threads``; validated. Also the grasp types as a list."""
     cfg = with_iterations(load_config(args.config, _overrides(args)), args.iterations)
     if args.grasp_type:
         cfg.grasp_type = ",".join(args.grasp_type)
-    types = [t for t in cfg.grasp_type.replace(",", " ").split() if t]
     if args.threads_global is not None:
         cfg.threads = args.threads_global
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = check_device(cfg.device)
-    out = Path(cfg.out)
+    return cfg, [t for t in cfg.grasp_type.replace(",", " ").split() if t]
 
-    # everything is checked before anything is written: a failed command leaves no folder behind
-    hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
+
+def _preflight(hand, objects, cfg, types: list[str]) -> None:
+    """Every check that can fail before any work (unknown grasp types, a check hand that is not a
+    model of this hand), and the warnings a user should read first (too few candidates, an object
+    wider than the hand spans)."""
     for t in types:
-        hand.description.grasp_type(t)  # unknown types fail before any work
+        hand.description.grasp_type(t)
         n_cand = int(hand.description.candidate_mask(t).sum())
         if cfg.contacts > n_cand:
             print(f"graspforge: warning: --contacts {cfg.contacts} exceeds the {n_cand} contact candidates of grasp type {t!r} "
                   f"of {hand.description.name!r}: candidates will repeat (as the reference allows)", file=sys.stderr)
     if cfg.check.rounds:
-        physics_check_hand(hand, cfg.check)  # a check hand that is not a model of this hand fails before any work
+        physics_check_hand(hand, cfg.check)
     elif cfg.check.hand:
         print("graspforge: warning: check.hand is used only with --check-rounds N (N >= 1)", file=sys.stderr)
-    objects = load_objects(cfg.objects)
     span = hand_span(hand.description)
     for obj in objects:
         smallest = float(np.min(obj.extents))
@@ -179,26 +179,57 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"graspforge: warning: object {obj.name!r} is {smallest * 1000:.0f} mm across at its narrowest, more than "
                   f"{hand.description.name!r} spans ({span * 1000:.0f} mm between its farthest contact candidates): its grasps "
                   "may not close around it (wrong units? --set scale, or a mesh in millimetres)", file=sys.stderr)
+
+
+def _pending(objects, stems: list[str], out: Path, hand, gtype: str, resume: bool) -> tuple[list, int]:
+    """(object, output path) pairs still to synthesise for ``gtype``, and how many ``--resume`` skips
+    (outputs that exist and load; an unreadable one is redone)."""
+    todo, skipped = [], 0
+    for obj, stem in zip(objects, stems):
+        path = output_path(out, stem, hand.description.name, hand.description.grasp_type(gtype).name)
+        if resume and path.exists():
+            try:
+                GraspSet.load(path)
+                skipped += 1
+                continue
+            except GraspSetError:
+                pass
+        todo.append((obj, path))
+    return todo, skipped
+
+
+def _summary_row(gs: GraspSet, obj, gtype: str, path: Path, seconds: float) -> dict:
+    pen = gs.extra["penetration_depth"]
+    return {
+        "object": obj.name, "type": gtype, "grasps": len(gs), "e_mean": float(np.mean(gs.energy)),
+        "e_min": float(np.min(gs.energy)), "contact_ok": float(np.mean(np.abs(gs.contact_distance).mean(1) < 0.005)),
+        "v_ok": float(np.mean(gs.qp_value < 0.05)), "pen_mm": float(np.max(pen)) * 1e3 if len(pen) else math.nan,
+        "seconds": seconds, "path": str(path),
+        "check": float(np.mean(gs.extra["check_success"])) if "check_success" in gs.extra else None,
+    }
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    cfg, types = _config(args)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = check_device(cfg.device)
+    out = Path(cfg.out)
+
+    # everything is checked before anything is written: a failed command leaves no folder behind
+    hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
+    objects = load_objects(cfg.objects)
+    _preflight(hand, objects, cfg, types)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.toml", dump_toml(cfg))
-    hname = hand.description.name
     per_batch = args.objects_per_batch or min(8, len(objects))
     stems = object_stems(objects)
     rows, skipped = [], 0
     t_start = time.perf_counter()
     try:
         for gtype in types:
-            todo = []
-            for obj, stem in zip(objects, stems):
-                path = output_path(out, stem, hname, hand.description.grasp_type(gtype).name)
-                if cfg.resume and path.exists():
-                    try:
-                        GraspSet.load(path)
-                        skipped += 1
-                        continue
-                    except GraspSetError:
-                        pass  # unreadable: redo it
-                todo.append((obj, path))
+            todo, n_skip = _pending(objects, stems, out, hand, gtype, cfg.resume)
+            skipped += n_skip
             for i in range(0, len(todo), per_batch):
                 chunk = todo[i:i + per_batch]
                 names = ", ".join(o.name for o, _ in chunk)
@@ -223,14 +254,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                     bar.close()
                 for (obj, path), gs in zip(chunk, res.grasp_sets):
                     gs.save(path)
-                    pen = gs.extra["penetration_depth"]
-                    rows.append({
-                        "object": obj.name, "type": gtype, "grasps": len(gs), "e_mean": float(np.mean(gs.energy)),
-                        "e_min": float(np.min(gs.energy)), "contact_ok": float(np.mean(np.abs(gs.contact_distance).mean(1) < 0.005)),
-                        "v_ok": float(np.mean(gs.qp_value < 0.05)), "pen_mm": float(np.max(pen)) * 1e3 if len(pen) else math.nan,
-                        "seconds": res.seconds / len(chunk), "path": str(path),
-                        "check": float(np.mean(gs.extra["check_success"])) if "check_success" in gs.extra else None,
-                    })
+                    rows.append(_summary_row(gs, obj, gtype, path, res.seconds / len(chunk)))
                 if res.stats.nan_resets:
                     print(f"note: {res.stats.nan_resets} grasp(s) were reset after non-finite energies", file=sys.stderr)
     except KeyboardInterrupt:

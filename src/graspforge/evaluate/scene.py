@@ -218,13 +218,36 @@ def _hull_volume(V: np.ndarray) -> float:
 
 def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: list[tuple[np.ndarray, np.ndarray]],
                 physics: PhysicsConfig, object_name: str = "object", object_geometry: str = "") -> GraspScene:
-    """Compile the scene; raises :class:`SceneError` naming the link or object that cannot be simulated."""
-    tree = desc.tree
+    """Compile the scene; raises :class:`SceneError` naming the link or object that cannot be simulated.
+
+    Stages: the world's options, the hand's bodies, its couplings and servos, the object, then the
+    link pairs that touch in the open pose excluded from collision."""
     src = source_dynamics_model(desc) if physics.hand_dynamics == "source" else None
-    inertials = src is not None and _same_frames(desc, src)
-    src_joints = {src.joint(i).name for i in range(src.njnt)} if src is not None else set()
+    spec = _new_spec(f"{desc.name}__{object_name}", physics)
+    driver = driver_links(desc.tree)
+    _add_hand_bodies(spec, desc, hand_meshes, physics, driver, src)
+    _add_couplings_and_servos(spec, desc, physics, driver, src)
+    _add_object(spec, object_pieces, physics, object_name)
+    model = _compile(spec, desc.name, object_name)
+    scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
+    if not physics.exclude_open_pose_contacts:
+        scene.excluded_pairs = []
+        return scene
+    pairs = _open_pose_touching_pairs(model, scene, desc, physics)
+    if pairs:
+        for a, b in pairs:
+            ex = spec.add_exclude()
+            ex.bodyname1, ex.bodyname2 = a, b
+        model = _compile(spec, desc.name, object_name)
+        scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
+    scene.excluded_pairs = pairs
+    return scene
+
+
+def _new_spec(name: str, physics: PhysicsConfig) -> mujoco.MjSpec:
+    """An empty MuJoCo spec with the protocol's solver options (radians, no gravity unless asked)."""
     spec = mujoco.MjSpec()
-    spec.modelname = f"{desc.name}__{object_name}"
+    spec.modelname = name
     spec.compiler.degree = False  # joint ranges are radians
     spec.option.timestep = physics.timestep
     spec.option.integrator = _INTEGRATORS[physics.integrator]
@@ -232,60 +255,89 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     spec.option.noslip_iterations = physics.noslip_iterations
     spec.option.impratio = physics.impratio
     spec.option.gravity = [0.0, 0.0, -9.81] if physics.gravity else [0.0, 0.0, 0.0]
+    return spec
 
-    # which link drives each actuated joint (the link whose joint carries the actuated name)
+
+def driver_links(tree) -> dict[int, int]:
+    """Actuated joint index -> the link whose joint it drives: the link whose joint carries the
+    actuated name, else (a coupled joint without a joint of its own name) its first follower."""
     driver = {}
     for l in range(tree.num_links):
         if tree.q_index[l] >= 0 and tree.joint_names[l] in tree.actuated_joints:
             driver[tree.actuated_joints.index(tree.joint_names[l])] = l
     for j in range(len(tree.actuated_joints)):
-        if j not in driver:  # a coupled joint without a joint of its own name: drive its first follower
+        if j not in driver:
             driver[j] = int(np.flatnonzero(tree.q_index == j)[0])
+    return driver
 
+
+def _driver_range(tree, j: int, l: int) -> list[float]:
+    """The range (rad or m) of link ``l``'s joint when it drives actuated joint ``j``."""
+    lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
+    hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
+    return [min(lo, hi), max(lo, hi)]
+
+
+def _add_root(spec: mujoco.MjSpec, name: str, physics: PhysicsConfig):
+    body = spec.worldbody.add_body(name=name)
+    if physics.root == "weld":
+        # free, held by a weld to a mocap body at the same pose (DexGraspBench's hand root)
+        body.add_freejoint(name="hand_root_free")
+        spec.worldbody.add_body(name="hand_root_mocap", mocap=True)
+        eq = spec.add_equality()
+        eq.type = mujoco.mjtEq.mjEQ_WELD
+        eq.objtype = mujoco.mjtObj.mjOBJ_BODY
+        eq.name1, eq.name2 = "hand_root_mocap", name
+        eq.solimp = [0.9, 0.95, 0.001, 0.5, 2.0]
+        # weld data: anchor (3), relative pose (3 + 4; a zero quaternion: the pose at qpos0,
+        # i.e. the identity), torque scale 1 (DexGraspBench's data=[0]*10 + [1])
+        data = np.zeros(len(eq.data))
+        data[10] = 1.0
+        eq.data = data
+    return body
+
+
+def _add_joint(body, tree, l: int, physics: PhysicsConfig, driver: dict, src, src_joints: set[str]) -> None:
+    """Link ``l``'s joint: the protocol's armature and damping (the source model's where it has the
+    joint); limited only where it drives its actuated joint (followers are held by equalities)."""
+    jt = body.add_joint()
+    jt.name = tree.joint_names[l]
+    revolute = tree.joint_type[l] == REVOLUTE
+    jt.type = mujoco.mjtJoint.mjJNT_HINGE if revolute else mujoco.mjtJoint.mjJNT_SLIDE
+    jt.axis = tree.axis[l] / np.linalg.norm(tree.axis[l])
+    jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
+    _set_damping(jt, physics.joint_damping)
+    if jt.name in src_joints:
+        dof = int(src.jnt_dofadr[src.joint(jt.name).id])
+        jt.armature = float(src.dof_armature[dof])
+        _set_damping(jt, float(src.dof_damping[dof]))
+        jt.frictionloss = float(src.dof_frictionloss[dof])
+    j = int(tree.q_index[l])
+    if driver[j] == l:
+        jt.limited = mujoco.mjtLimited.mjLIMITED_TRUE
+        jt.range = _driver_range(tree, j, l)
+    else:
+        jt.limited = mujoco.mjtLimited.mjLIMITED_FALSE
+
+
+def _add_hand_bodies(spec: mujoco.MjSpec, desc: HandDescription, hand_meshes: LinkMeshes, physics: PhysicsConfig,
+                     driver: dict, src) -> None:
+    """One body per link (the root free and welded, or fixed), its joint and its convex collision
+    pieces; masses from the source model when its frames are ours, else from the protocol's density."""
+    tree = desc.tree
+    inertials = src is not None and _same_frames(desc, src)
+    src_joints = {src.joint(i).name for i in range(src.njnt)} if src is not None else set()
     bodies = {}
     hand_rgba = [0.75, 0.75, 0.8, 1.0]
     for l, name in enumerate(tree.link_names):
         if l == 0:
-            body = spec.worldbody.add_body(name=name)
-            if physics.root == "weld":
-                # free, held by a weld to a mocap body at the same pose (DexGraspBench's hand root)
-                body.add_freejoint(name="hand_root_free")
-                spec.worldbody.add_body(name="hand_root_mocap", mocap=True)
-                eq = spec.add_equality()
-                eq.type = mujoco.mjtEq.mjEQ_WELD
-                eq.objtype = mujoco.mjtObj.mjOBJ_BODY
-                eq.name1, eq.name2 = "hand_root_mocap", name
-                eq.solimp = [0.9, 0.95, 0.001, 0.5, 2.0]
-                # weld data: anchor (3), relative pose (3 + 4; a zero quaternion: the pose at qpos0,
-                # i.e. the identity), torque scale 1 (DexGraspBench's data=[0]*10 + [1])
-                data = np.zeros(len(eq.data))
-                data[10] = 1.0
-                eq.data = data
+            body = _add_root(spec, name, physics)
         else:
             p = tree.parent[l]
             pos, quat = _mat_to_pos_quat(tree.post[p] @ tree.origin[l])
             body = bodies[p].add_body(name=name, pos=pos, quat=quat)
             if tree.q_index[l] >= 0:
-                jt = body.add_joint()
-                jt.name = tree.joint_names[l]
-                jt.type = mujoco.mjtJoint.mjJNT_HINGE if tree.joint_type[l] == REVOLUTE else mujoco.mjtJoint.mjJNT_SLIDE
-                jt.axis = tree.axis[l] / np.linalg.norm(tree.axis[l])
-                revolute = tree.joint_type[l] == REVOLUTE
-                jt.armature = physics.armature_revolute if revolute else physics.armature_prismatic
-                _set_damping(jt, physics.joint_damping)
-                if jt.name in src_joints:
-                    dof = int(src.jnt_dofadr[src.joint(jt.name).id])
-                    jt.armature = float(src.dof_armature[dof])
-                    _set_damping(jt, float(src.dof_damping[dof]))
-                    jt.frictionloss = float(src.dof_frictionloss[dof])
-                j = int(tree.q_index[l])
-                if driver[j] == l:
-                    lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
-                    hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
-                    jt.limited = mujoco.mjtLimited.mjLIMITED_TRUE
-                    jt.range = [min(lo, hi), max(lo, hi)]
-                else:
-                    jt.limited = mujoco.mjtLimited.mjLIMITED_FALSE
+                _add_joint(body, tree, l, physics, driver, src, src_joints)
         bodies[l] = body
         parts = hand_meshes.parts.get(name, [])
         kept = 0
@@ -308,6 +360,12 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
             body.inertia = np.maximum(np.asarray(src.body_inertia[b], np.float64), 1e-10)
             body.explicitinertial = True
 
+
+def _add_couplings_and_servos(spec: mujoco.MjSpec, desc: HandDescription, physics: PhysicsConfig, driver: dict,
+                              src) -> None:
+    """A joint equality per coupled follower; one position servo per actuated joint (or the source
+    model's actuators, with its excluded body pairs)."""
+    tree = desc.tree
     for j in range(len(tree.actuated_joints)):
         l = driver[j]
         for f in np.flatnonzero(tree.q_index == j):
@@ -333,11 +391,8 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 act.set_to_position(kp=kp, dampratio=physics.servo_dampratio)
             else:
                 act.set_to_position(kp=kp)
-            lo = tree.multiplier[l] * tree.lower[j] + tree.offset[l]
-            hi = tree.multiplier[l] * tree.upper[j] + tree.offset[l]
             act.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-            act.ctrlrange = [min(lo, hi), max(lo, hi)]
-
+            act.ctrlrange = _driver_range(tree, j, l)
     if src is not None:
         _add_source_actuators(spec, src, set(tree.joint_names), desc.name)
         for sig in np.asarray(src.exclude_signature, np.int64):
@@ -346,7 +401,10 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
                 ex = spec.add_exclude()
                 ex.bodyname1, ex.bodyname2 = b1, b2
 
-    # the object: convex pieces at a density that gives the configured mass
+
+def _add_object(spec: mujoco.MjSpec, object_pieces: list[tuple[np.ndarray, np.ndarray]], physics: PhysicsConfig,
+                object_name: str) -> None:
+    """The object, free: its convex pieces at the density that gives the protocol's mass."""
     obj = spec.worldbody.add_body(name="object")
     obj.add_freejoint(name="object_free")
     volumes = [_hull_volume(V) for V, _ in object_pieces]
@@ -357,13 +415,11 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
     for k, (V, F) in enumerate(solid):
         _add_mesh_geom(spec, obj, f"object:{k}", V, F, physics, physics.object_mass / volume, [0.9, 0.5, 0.2, 1.0])
 
-    model = _compile(spec, desc.name, object_name)
-    scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
 
-    # pairs that touch in the open pose never collide (they would fight from the first step)
-    if not physics.exclude_open_pose_contacts:
-        scene.excluded_pairs = []
-        return scene
+def _open_pose_touching_pairs(model: mujoco.MjModel, scene: GraspScene, desc: HandDescription,
+                              physics: PhysicsConfig) -> list[tuple[str, str]]:
+    """Sorted hand body-name pairs closer than ``open_pose_touch`` in the canonical pose, object far
+    away: they never collide (they would fight from the first step)."""
     data = mujoco.MjData(model)
     data.qpos[scene.object_qadr:scene.object_qadr + 3] = [100.0, 100.0, 100.0]
     data.qpos[scene.joint_qadr] = scene.hand_qpos(desc.canonical_q)
@@ -373,14 +429,7 @@ def build_scene(desc: HandDescription, hand_meshes: LinkMeshes, object_pieces: l
         b1, b2 = model.geom_bodyid[c.geom1], model.geom_bodyid[c.geom2]
         if scene.hand_body_mask[b1] and scene.hand_body_mask[b2] and c.dist < physics.open_pose_touch:
             pairs.add(tuple(sorted((model.body(b1).name, model.body(b2).name))))
-    if pairs:
-        for a, b in sorted(pairs):
-            ex = spec.add_exclude()
-            ex.bodyname1, ex.bodyname2 = a, b
-        model = _compile(spec, desc.name, object_name)
-        scene = _make_scene(model, desc, driver, hand_meshes.origin, object_geometry, src is not None)
-    scene.excluded_pairs = sorted(pairs)
-    return scene
+    return sorted(pairs)
 
 
 def _compile(spec, hand: str, obj: str) -> mujoco.MjModel:

@@ -8,8 +8,8 @@ Two queries run in every optimiser step of grasp synthesis:
   grid of link b), the signed distance, or the energy ``sum_i max(0, d_i)`` per grasp.
 
 Why hand-written kernels: in torch (``HandModel.signed_distance`` off the CPU), E_pen is a broad
-phase over every (grasp, point, link) pair, B * P * G = 8192 * 2500 * 14 ~ 290M pairs (570M at
-B = 16384), materialised as (B, P, G) tensors, then gathers/scatters of the survivors (indices,
+phase over every (grasp, point, link) pair, B * P * CL = 8192 * 2500 * 14 ~ 290M pairs (570M at
+B = 16384), materialised as (B, P, CL) tensors, then gathers/scatters of the survivors (indices,
 local points, eight trilinear corners) behind a ``nonzero`` that syncs with the host and makes the
 shapes data-dependent (no CUDA graphs). Here each pair lives in registers only: one
 program per (grasp, block of points) loops over the links, box-tests each point in the link frame
@@ -74,8 +74,8 @@ class TritonCollisionData:
     float32 centre and ``sphere_r2`` (Q,) float32 squared radius (m^2, padded by a hair so rounding
     cannot reject a point inside the box) of the sphere around each box.
 
-    Object collision (G collision links, in ``HandModel.collision_links`` order): ``link_grid``
-    (G,) int32 grid of each.
+    Object collision (CL collision links, in ``HandModel.collision_links`` order): ``link_grid``
+    (CL,) int32 grid of each.
 
     Self-collision (N items, in ``HandModel.self_pair_*`` kernel order): ``item_local`` (3, N)
     float32 sample position in the frame of link a (m, structure of arrays for coalesced loads),
@@ -100,7 +100,7 @@ class TritonCollisionData:
 
     @property
     def num_links(self) -> int:
-        """G, the collision links :func:`points_vs_links` expects poses of."""
+        """CL, the collision links :func:`points_vs_links` expects poses of."""
         return self.link_grid.shape[0]
 
     @property
@@ -263,12 +263,12 @@ if HAVE_TRITON:
     @triton.jit
     def _points_fwd_kernel(
         pts_ptr, s_pb, s_pp, s_pc,  # (B, P, 3) world points (m), any strides
-        R_ptr, t_ptr,  # (B, G, 3, 3), (B, G, 3) contiguous link poses
+        R_ptr, t_ptr,  # (B, CL, 3, 3), (B, CL, 3) contiguous link poses
         gid_ptr, sc_ptr, sr2_ptr, lo_ptr, hi_ptr,
         data_ptr, off_ptr, n_ptr, org_ptr, h_ptr,
         out_d_ptr, out_arg_ptr,  # (B, P) float32, int32 contiguous
         P, outside,
-        G: tl.constexpr, BLOCK: tl.constexpr,
+        CL: tl.constexpr, BLOCK: tl.constexpr,
     ):
         """Program (b, block): d[b, p] = max over links g of the grid distance of points inside g's
         box (``outside`` if none, or if none exceeds it), arg[b, p] = that link or -1."""
@@ -281,10 +281,10 @@ if HAVE_TRITON:
         p2 = tl.load(pbase + 2 * s_pc, mask=pm, other=0.0)
         best = tl.zeros([BLOCK], tl.float32) + outside
         arg = tl.full([BLOCK], -1, tl.int32)
-        for g in range(G):
+        for g in range(CL):
             q = tl.load(gid_ptr + g)
-            Rb = R_ptr + (b * G + g) * 9
-            tb = t_ptr + (b * G + g) * 3
+            Rb = R_ptr + (b * CL + g) * 9
+            tb = t_ptr + (b * CL + g) * 3
             r00 = tl.load(Rb + 0)
             r01 = tl.load(Rb + 1)
             r02 = tl.load(Rb + 2)
@@ -334,9 +334,9 @@ if HAVE_TRITON:
         R_ptr, t_ptr, arg_ptr,
         up_ptr, s_ub, s_up,  # (B, P) upstream gradient, any strides
         gid_ptr, data_ptr, off_ptr, n_ptr, org_ptr, h_ptr,
-        gR_ptr, gt_ptr, gp_ptr,  # (B, G, 3, 3), (B, G, 3) zero-initialised; (B, P, 3) written if WRITE_GP
+        gR_ptr, gt_ptr, gp_ptr,  # (B, CL, 3, 3), (B, CL, 3) zero-initialised; (B, P, 3) written if WRITE_GP
         P,
-        G: tl.constexpr, BLOCK: tl.constexpr, WRITE_GP: tl.constexpr,
+        CL: tl.constexpr, BLOCK: tl.constexpr, WRITE_GP: tl.constexpr,
     ):
         """Adjoint of ``_points_fwd_kernel`` through the argmax link of each point: with l = u * grad
         (link frame) and w = p - t: dd/dR[j, i] = w_j l_i, dd/dt = -R l, dd/dp = R l."""
@@ -356,13 +356,13 @@ if HAVE_TRITON:
             p1 = tl.load(pbase + s_pc, mask=act, other=0.0)
             p2 = tl.load(pbase + 2 * s_pc, mask=act, other=0.0)
             x0, x1, x2, w0, w1, w2, r00, r01, r02, r10, r11, r12, r20, r21, r22 = _to_frame(
-                R_ptr + (b * G + gs) * 9, t_ptr + (b * G + gs) * 3, p0, p1, p2, act)
+                R_ptr + (b * CL + gs) * 9, t_ptr + (b * CL + gs) * 3, p0, p1, p2, act)
             q = tl.load(gid_ptr + gs, mask=act, other=0)
             _d, l0, l1, l2 = _grid_lookup(data_ptr, off_ptr, n_ptr, org_ptr, h_ptr, q, x0, x1, x2, act)
             l0 = l0 * u
             l1 = l1 * u
             l2 = l2 * u
-            gp0, gp1, gp2 = _frame_adjoint(gR_ptr + (b * G + gs) * 9, gt_ptr + (b * G + gs) * 3, w0, w1, w2, l0, l1, l2,
+            gp0, gp1, gp2 = _frame_adjoint(gR_ptr + (b * CL + gs) * 9, gt_ptr + (b * CL + gs) * 3, w0, w1, w2, l0, l1, l2,
                                            r00, r01, r02, r10, r11, r12, r20, r21, r22, act)
             gp0 = tl.where(act, gp0, 0.0)
             gp1 = tl.where(act, gp1, 0.0)
@@ -486,7 +486,7 @@ class _PointsVsLinks(torch.autograd.Function):
     @staticmethod
     def forward(ctx, points, R, t, data: TritonCollisionData, outside: float):  # type: ignore[override]
         B, P = points.shape[:2]
-        G = data.num_links
+        CL = data.num_links
         R = R.contiguous()
         t = t.contiguous()
         d = torch.empty((B, P), device=points.device, dtype=torch.float32)
@@ -495,7 +495,7 @@ class _PointsVsLinks(torch.autograd.Function):
             _points_fwd_kernel[(B, triton.cdiv(P, BLOCK_P))](
                 points, *points.stride(), R, t,
                 data.link_grid, data.sphere_c, data.sphere_r2, data.box_lo, data.box_hi, *_grid_args(data),
-                d, arg, P, float(outside), G=G, BLOCK=BLOCK_P, num_warps=NUM_WARPS,
+                d, arg, P, float(outside), CL=CL, BLOCK=BLOCK_P, num_warps=NUM_WARPS,
             )
         ctx.save_for_backward(points, R, t, arg)
         ctx.data = data
@@ -507,7 +507,7 @@ class _PointsVsLinks(torch.autograd.Function):
         points, R, t, arg = ctx.saved_tensors
         data = ctx.data
         B, P = points.shape[:2]
-        G = data.num_links
+        CL = data.num_links
         gR = torch.zeros_like(R)
         gt = torch.zeros_like(t)
         # object points rarely need a gradient: skip the (B, P, 3) write then (~0.5 GB at B = 16384)
@@ -518,7 +518,7 @@ class _PointsVsLinks(torch.autograd.Function):
             _points_bwd_kernel[(B, triton.cdiv(P, ctx.block))](
                 points, *points.stride(), R, t, arg, upstream, *upstream.stride(),
                 data.link_grid, *_grid_args(data), gR, gt, gp, P,
-                G=G, BLOCK=ctx.block, WRITE_GP=write_gp, num_warps=NUM_WARPS,
+                CL=CL, BLOCK=ctx.block, WRITE_GP=write_gp, num_warps=NUM_WARPS,
             )
         return (gp if write_gp else None), gR, gt, None, None
 
@@ -575,7 +575,7 @@ def points_vs_links(
     points: torch.Tensor, R: torch.Tensor, t: torch.Tensor, data: TritonCollisionData, outside: float = -0.01
 ) -> torch.Tensor:
     """Signed distance d (B, P) (m, positive inside) of world ``points`` (B, P, 3) to the posed
-    collision links: the max over the G links (poses ``R`` (B, G, 3, 3), ``t`` (B, G, 3), in
+    collision links: the max over the CL links (poses ``R`` (B, CL, 3, 3), ``t`` (B, CL, 3), in
     ``HandModel.collision_links`` order) of the trilinear grid distance of points inside the link's
     grid box; ``outside`` where no link's box holds the point (or no value exceeds ``outside``).
 
@@ -586,9 +586,9 @@ def points_vs_links(
         raise RuntimeError("triton is not installed")
     _check_f32(points=points, R=R, t=t)
     B, P = points.shape[:2]
-    G = data.num_links
-    if points.shape != (B, P, 3) or R.shape != (B, G, 3, 3) or t.shape != (B, G, 3):
-        raise ValueError(f"points (B, P, 3), R (B, {G}, 3, 3), t (B, {G}, 3) expected, got "
+    CL = data.num_links
+    if points.shape != (B, P, 3) or R.shape != (B, CL, 3, 3) or t.shape != (B, CL, 3):
+        raise ValueError(f"points (B, P, 3), R (B, {CL}, 3, 3), t (B, {CL}, 3) expected, got "
                          f"{tuple(points.shape)}, {tuple(R.shape)}, {tuple(t.shape)}")
     return _PointsVsLinks.apply(points, R, t, data, float(outside))
 

@@ -6,6 +6,7 @@ then the actuated joint positions in ``joint_names`` order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,6 @@ class HandModel:
         self._sphere_radius2 = ((hi - lo) / 2).square().sum(-1)
         self.approach_axis = torch.as_tensor(d.approach_axis, **kw)
         self.up_axis = torch.as_tensor(d.up_axis, **kw)
-        self._triton = None  # device tensors of the Triton kernels, made on first use
         f64 = lambda x: np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float64)  # noqa: E731
         self._grid_args = _kernels.LinkGridArgs(
             link_grid=np.ascontiguousarray(d.link_grid[d.link_grid >= 0], dtype=np.int64),
@@ -195,10 +195,11 @@ class HandModel:
         b = kernel_backend(x.device)
         return "torch" if b == "triton" and x.dtype != torch.float32 else b
 
-    def _triton_data(self):
-        if self._triton is None:
-            self._triton = _triton_kernels.TritonCollisionData.from_hand(self)
-        return self._triton
+    @functools.cached_property
+    def _triton_tables(self):
+        """The Triton kernels' device tables: derived from the model alone (immutable once built),
+        built on first use because only a CUDA run with Triton needs them."""
+        return _triton_kernels.TritonCollisionData.from_hand(self)
 
     def _self_depths(self, state: HandState) -> torch.Tensor:
         """Signed distance (B, N) of every self-collision item (a sample of link a against link b's
@@ -210,7 +211,7 @@ class HandModel:
         if backend == "numba":
             return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, self._grid_args, self._self_args)
         if backend == "triton":
-            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), False)
+            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_tables, False)
         return self._self_depths_torch(state)
 
     def _self_depths_torch(self, state: HandState) -> torch.Tensor:
@@ -234,7 +235,7 @@ class HandModel:
         if backend == "numba":
             return _kernels.SamplesVsLinks.apply(state.links.rot, state.links.pos, self._grid_args, self._self_args, True)
         if backend == "triton":
-            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_data(), True)
+            return _triton_kernels.samples_vs_links(state.links.rot, state.links.pos, self._triton_tables, True)
         return self._self_depths_torch(state).clamp_min(0).sum(-1)
 
     def self_penetration_depth(self, state: HandState) -> torch.Tensor:
@@ -329,7 +330,7 @@ class HandModel:
         if backend == "numba":
             return _kernels.PointsVsLinks.apply(points, R, t, self._grid_args, outside, clusters)
         if backend == "triton":
-            return _triton_kernels.points_vs_links(points, R, t, self._triton_data(), outside)
+            return _triton_kernels.points_vs_links(points, R, t, self._triton_tables, outside)
         return self._signed_distance_torch(points, R, t, outside)
 
     def _signed_distance_torch(self, points: torch.Tensor, R: torch.Tensor, t: torch.Tensor, outside: float) -> torch.Tensor:
