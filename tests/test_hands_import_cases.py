@@ -507,3 +507,102 @@ def test_urdf_mimic_joint_limits_narrow_their_driver(tmp_path):
     p = parse_urdf(write(tmp_path, "m.urdf", urdf))
     assert p.tree.actuated_joints == ["ja"] and (p.tree.lower[0], p.tree.upper[0]) == pytest.approx((0.0, 0.5))
     assert any("ja [0, 1] -> [0, 0.5] (follower jb)" in w for w in p.warnings), p.warnings
+
+
+# -- the thumb in the open pose --------------------------------------------------------------------
+
+def thumb_base_hand_xml() -> str:
+    """Two fingers (+y, curling to +z) and a thumb lying in the palm plane (-y) that also curls to
+    +z - alongside the fingers - until its base joint THJ3, about its own length, turns its
+    flexion axis (0: alongside; pi/2: across the palm)."""
+    fingers = finger("", "ff", -0.02, 0.04, 1) + finger("", "mf", 0.02, 0.04, 1)
+    thumb = f"""
+      <body name="thbase" pos="0 -0.04 0">
+        <joint name="THJ3" axis="0 1 0" range="0 1.5"/>
+        <geom type="sphere" size="0.008"/>{finger("", "th", 0.0, -0.005, -1)}
+      </body>"""
+    return f"""<mujoco model="thumb_base_hand"><compiler angle="radian"/>
+  <worldbody><body name="palm"><geom type="box" size="0.04 0.04 0.01"/>{fingers}{thumb}
+  </body></worldbody>
+</mujoco>
+"""
+
+
+def structure_stage(path, opt=None):
+    """(tree, HandStructure) of an MJCF file: the build's first stages, facts off."""
+    from graspforge.hands import description as D
+
+    parsed = parse_mjcf(path)
+    opt = opt or BuildOptions(use_known_facts=False)
+    tree = D.stage_couplings(parsed, {}, opt)
+    _, meshes = D.stage_link_meshes(parsed, tree, opt, [])
+    return tree, D.stage_structure(parsed, tree, meshes, {}, opt, [])
+
+
+def test_a_thumb_folding_alongside_the_fingers_is_swung_into_opposition(tmp_path, hands_dir, capsys):
+    from graspforge.hands import structure
+
+    path = write(tmp_path, "thumb.xml", thumb_base_hand_xml())
+    desc, _ = import_hand(path, name="thumb_hand")
+    j = desc.joint_names.index("THJ3")
+    inferred = desc.provenance["inferred"]
+    assert inferred["thumb"] == "thdistal" and inferred["thumb_opposed_by"] == "THJ3"
+    tree, s = structure_stage(path)
+    assert s.canonical[j] == pytest.approx(desc.canonical_q[j])
+
+    def opposition(v):
+        q = s.canonical.copy()
+        q[j] = v
+        return structure.thumb_opposition(tree, q, s.closing, s.fingers, s.centres)
+
+    # at 0 the thumb curls alongside the fingers (-1); the chosen value is where it curls across
+    # them, as near 0 as a fine scan of the range finds
+    assert opposition(0.0) < -0.7
+    scan = min(abs(opposition(v)) for v in np.linspace(0, 1.5, 301))
+    assert abs(opposition(desc.canonical_q[j])) <= scan + 0.02 and abs(opposition(desc.canonical_q[j])) < 0.05
+    assert 0.5 < desc.canonical_q[j] < 1.5
+    # --open settles it; a value outside the range is refused
+    assert main(["hands", "import", str(path), "--name", "thumb_open", "--open", "THJ3=0.3"]) == 0
+    d2 = load_hand_description("thumb_open")
+    assert d2.canonical_q[j] == pytest.approx(0.3) and d2.provenance["inferred"]["thumb_opposed_by"] is None
+    assert main(["hands", "import", str(path), "--name", "thumb_bad", "--open", "THJ3=2"]) == 1
+    assert main(["hands", "import", str(path), "--name", "thumb_bad", "--open", "THJ3=wide"]) == 1
+    err = capsys.readouterr().err
+    assert "outside the joint's range" in err and "expected JOINT=VALUE" in err
+
+
+def test_an_opposed_thumb_is_left_alone(tmp_path):
+    """A thumb that already closes against the fingers (opposition > 0, as a 3-finger gripper's)
+    keeps its open pose."""
+    from graspforge.hands import structure
+
+    xml = thumb_base_hand_xml().replace('<joint name="THJ3" axis="0 1 0" range="0 1.5"/>', "").replace(
+        '<body name="thbase" pos="0 -0.04 0">', '<body name="thbase" pos="0 -0.04 0" euler="0 3.14159 0">')
+    path = write(tmp_path, "opposed.xml", xml)
+    tree, s = structure_stage(path)
+    assert s.thumb_opposed is None
+    assert structure.thumb_opposition(tree, s.canonical, s.closing, s.fingers, s.centres) > 0.5
+
+
+@pytest.mark.parametrize("hand, urdf, joint, default", [
+    ("allegro", "allegro_hand.urdf", "thumb_joint_0", 1.0),
+    ("shadow_hand", "shadow_hand.urdf", "robot0_THJ3", 1.2),
+])
+def test_thumb_opposition_reproduces_the_reference_default_poses(hand, urdf, joint, default):
+    """With the recorded facts off, the rule puts the reference hands' thumb base where the
+    reference's hand-chosen default pose has it (within 0.05 rad)."""
+    from pathlib import Path
+
+    from graspforge.hands import description as D
+    from graspforge.hands.urdf import parse_urdf
+
+    path = Path(__file__).resolve().parents[2] / "shared" / "assets" / "hands" / hand / urdf
+    if not path.is_file():
+        pytest.skip("../shared/assets/hands not present")
+    parsed = parse_urdf(path)
+    opt = BuildOptions(use_known_facts=False)
+    tree = D.stage_couplings(parsed, {}, opt)
+    _, meshes = D.stage_link_meshes(parsed, tree, opt, [])
+    s = D.stage_structure(parsed, tree, meshes, {}, opt, [])
+    assert s.thumb_opposed == joint
+    assert s.canonical[tree.actuated_joints.index(joint)] == pytest.approx(default, abs=0.05)

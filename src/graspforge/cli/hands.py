@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import numpy as np
 import torch
@@ -49,6 +50,8 @@ def add_parser(sub) -> None:
     imp.add_argument("--thumb", default=None, metavar="LINK", help="a link of the thumb (default: by name, then by geometry)")
     imp.add_argument("--closing", nargs="+", default=[], metavar="JOINT=SIGN",
                      help="which way a joint closes: +1, -1, or 0 (does not close); default from its range, else its servo's ctrlrange")
+    imp.add_argument("--open", nargs="+", default=[], metavar="JOINT=VALUE",
+                     help="open (canonical) pose of these joints, rad or m, instead of the inferred one")
     imp.add_argument("--approach", default=None, metavar="AXIS", help="approach axis in the root frame: x, y, z, -x, -y, -z or ax,ay,az")
     imp.add_argument("--up", default=None, metavar="AXIS", help="up axis in the root frame (same forms as --approach)")
     imp.add_argument("--geometry", choices=["hull", "mesh"], default=BuildOptions.link_geometry,
@@ -138,6 +141,9 @@ def _print_summary(s: dict) -> None:
         print(f"  thumb: {inf['thumb'] or 'none'} ({inf['thumb_from']})  (--thumb)")
         print(f"  approach axis {inf['approach_axis']}, up axis {inf['up_axis']} ({inf['axes_from']})  (--approach, --up)")
         print("  closing: " + ", ".join(f"{j} {'+1' if c['sign'] > 0 else '-1' if c['sign'] < 0 else '0'} ({c['from']})" for j, c in inf["closing"].items()) + "  (--closing JOINT=SIGN)")
+        if inf.get("thumb_opposed_by"):
+            j = inf["thumb_opposed_by"]
+            print(f"  open pose: thumb swung into opposition by {j} = {inf['open_pose'][j]:.3f}  (--open {j}=VALUE)")
         if inf["couplings_from"]:
             print(f"  couplings from: {', '.join(inf['couplings_from'])}")
         print(f"  synthesis geometry: {inf['link_geometry']}  (--geometry)")
@@ -192,12 +198,27 @@ def _closing_signs(items: list[str]) -> dict[str, int]:
     return out
 
 
+def _joint_values(items: list[str]) -> dict[str, float]:
+    """``JOINT=VALUE`` -> {joint: float}."""
+    out = {}
+    for it in items:
+        joint, sep, v = it.rpartition("=")
+        try:
+            x = float(v)
+        except ValueError:
+            x = math.nan
+        if not sep or not joint or not math.isfinite(x):
+            raise ConfigError(f"--open {it!r}: expected JOINT=VALUE (a finite number, rad or m)")
+        out[joint] = x
+    return out
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
     opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
                         use_known_facts=not args.no_known_facts, root_link=args.root_link, palm_link=args.palm_link,
-                        thumb_link=args.thumb, closing=_closing_signs(args.closing), approach=args.approach, up=args.up,
+                        thumb_link=args.thumb, closing=_closing_signs(args.closing), open_pose=_joint_values(args.open), approach=args.approach, up=args.up,
                         link_geometry=args.geometry, angle=args.angle)
     desc, folder = import_hand(args.model, args.name, out=args.out, options=opts, force=args.force)
     s = summary(desc) | {"folder": str(folder)}

@@ -78,7 +78,7 @@ class BuildOptions:
     # use the recorded facts of known hands (hands/known.py: open pose, axes, couplings)
     use_known_facts: bool = True
     # overrides of what the build would infer (CLI: hands import --root-link, --palm-link, --thumb,
-    # --closing JOINT=+1|-1|0, --approach x|-z|ax,ay,az, --up, --geometry, --angle)
+    # --closing JOINT=+1|-1|0, --open JOINT=VALUE, --approach x|-z|ax,ay,az, --up, --geometry, --angle)
     root_link: str | None = None  # the hand starts here; links above it are cut off
     palm_link: str | None = None  # geometry above it is not the hand's
     # keep the geometry of links above the palm (forearm, mount) as collision geometry: the
@@ -86,6 +86,7 @@ class BuildOptions:
     keep_above_palm: bool = False
     thumb_link: str | None = None
     closing: dict = field(default_factory=dict)  # {joint: +1 | -1 | 0}
+    open_pose: dict = field(default_factory=dict)  # {joint: value (rad or m)}: the open pose where it is not inferred
     approach: str | None = None
     up: str | None = None
     # "hull": distance grids of each link's convex hull, which is what evaluate simulates for an
@@ -363,6 +364,7 @@ class HandStructure:
     palm: int
     fingers: list[structure.Finger]
     above_palm: list[str]  # links whose geometry was dropped (forearm, wrist mount)
+    thumb_opposed: str | None = None  # the joint that swung the thumb into opposition in the open pose
 
 
 AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
@@ -464,6 +466,25 @@ def _closing(tree: KinematicTree, parsed: ParsedHand, centres: np.ndarray, has: 
     return closing, source
 
 
+def _open_pose_thumb(parsed: ParsedHand, tree: KinematicTree, canonical: np.ndarray, closing: np.ndarray, fingers, centres,
+                     palm: int, known: dict, opt: BuildOptions) -> tuple[np.ndarray, str | None]:
+    """The open pose with ``--open JOINT=VALUE`` applied and, unless a recorded or given value sets
+    it, the thumb swung into opposition (:func:`structure.oppose_thumb`); also the joint it swung."""
+    q = canonical.copy()
+    for j, v in opt.open_pose.items():
+        if j not in tree.actuated_joints:
+            raise HandLoadError(f"{parsed.source}: --open {j}={v}: no actuated joint {j!r} (joints: {', '.join(tree.actuated_joints)})")
+        i = tree.actuated_joints.index(j)
+        if not tree.lower[i] - 1e-9 <= v <= tree.upper[i] + 1e-9:
+            raise HandLoadError(f"{parsed.source}: --open {j}={v}: outside the joint's range [{tree.lower[i]:.4g}, {tree.upper[i]:.4g}]")
+        q[i] = v
+    if "canonical_list" in known:
+        return q, None
+    told = {tree.actuated_joints.index(j) for j in [*known.get("canonical", {}), *opt.open_pose] if j in tree.actuated_joints}
+    q, j = structure.oppose_thumb(tree, q, closing, fingers, centres, palm, fixed=told)
+    return np.clip(q, tree.lower, tree.upper), (tree.actuated_joints[j] if j is not None else None)
+
+
 def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known: dict, opt: BuildOptions,
                     warnings: list[str]) -> HandStructure:
     """Stage 3: closing directions, open pose, palm, fingers and thumb; geometry above the palm
@@ -497,6 +518,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
     if opt.thumb_link is not None and not any(f.thumb for f in fingers):
         raise HandLoadError(f"{parsed.source}: --thumb {opt.thumb_link!r} is on no finger (fingers end at "
                             f"{', '.join(names[f.tip] for f in fingers)})")
+    canonical, opposed = _open_pose_thumb(parsed, tree, canonical, closing, fingers, centres, palm, known, opt)
     # a finger none of whose joints closes cannot grasp: the one guess we must not make silently
     for f in fingers:
         chain = [l for l in tree.ancestors(f.tip) if l not in tree.ancestors(palm)]
@@ -522,7 +544,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
     if len(fingers) >= 3 and not any(f.thumb for f in fingers):
         warnings.append(f"no thumb found among the fingers ending at {', '.join(names[f.tip] for f in fingers)}: "
                         "no pinch grasp type; pass --thumb LINK")
-    return HandStructure(has, centres, closing, source, canonical, palm, fingers, [names[l] for l in above])
+    return HandStructure(has, centres, closing, source, canonical, palm, fingers, [names[l] for l in above], opposed)
 
 
 def stage_candidates(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, meshes: dict, link_elements: dict,
@@ -780,6 +802,8 @@ def inference_report(parsed: ParsedHand, tree: KinematicTree, st: HandStructure,
         "up_axis": _axis_name(up),
         "axes_from": axes_from,
         "closing": {j: {"sign": int(st.closing[i]), "from": st.closing_source[i]} for i, j in enumerate(tree.actuated_joints)},
+        "open_pose": {j: round(float(st.canonical[i]), 4) for i, j in enumerate(tree.actuated_joints)},
+        "thumb_opposed_by": st.thumb_opposed,
         "couplings": couplings,
         "couplings_from": list(parsed.notes.get("couplings_from", [])),
         "link_geometry": opt.link_geometry,

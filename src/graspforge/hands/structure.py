@@ -116,6 +116,63 @@ def open_pose(tree: KinematicTree, closing: np.ndarray, neutral: np.ndarray | No
     return q
 
 
+#: Grid steps over the thumb's base joint range when :func:`oppose_thumb` looks for opposition.
+OPPOSE_STEPS = 65
+
+
+def thumb_opposition(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, fingers: list[Finger],
+                     centres: np.ndarray) -> float:
+    """How the thumb's tip closes relative to the other fingers' fold at pose ``q`` (D,): minus the
+    cosine between its closing velocity and the mean closing velocity of the other fingertips.
+    -1: it folds alongside them (a thumb lying in the palm plane); 0: across them (opposed, sweeping
+    over the palm towards the fingers); +1: straight against them (a gripper's opposing finger)."""
+    thumb = next(f for f in fingers if f.thumb)
+    others = np.array([f.tip for f in fingers if not f.thumb])
+    vt = closing_velocity(tree, q, closing, np.array([thumb.tip]), centres[[thumb.tip]])[0]
+    vf = closing_velocity(tree, q, closing, others, centres[others]).mean(0)
+    nt, nf = np.linalg.norm(vt), np.linalg.norm(vf)
+    return float(-(vt @ vf) / (nt * nf)) if nt > 1e-12 and nf > 1e-12 else 0.0
+
+
+def oppose_thumb(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, fingers: list[Finger], centres: np.ndarray,
+                 palm: int, fixed: set[int] = frozenset()) -> tuple[np.ndarray, int | None]:
+    """The open pose ``q`` (D,) with the thumb turned into opposition, and the joint that turned it
+    (None: unchanged).
+
+    A thumb that folds alongside the fingers (:func:`thumb_opposition` < 0) meets them only after
+    the optimiser has swung it across the palm; the reference hands' default poses have it swung
+    already. The thumb's proximal-most closing joint (not in ``fixed``: joints the user or recorded
+    facts set; on the chain from ``palm`` to the thumb's tip) goes to the value in its range whose opposition is nearest 0 - the thumb closing
+    across the fingers. On the reference hands' own files (facts off) this gives Allegro
+    thumb_joint_0 1.01 (their default pose 1.0), Shadow THJ3 1.22 (1.2), Ability thumb_q1 1.29 (1.0).
+    A thumb already opposed (>= 0, as on 3-finger grippers) is left alone.
+    """
+    if sum(f.thumb for f in fingers) != 1 or len(fingers) < 3:
+        return q, None
+    thumb = next(f for f in fingers if f.thumb)
+    above = set(tree.ancestors(palm)) | {0}
+    joints = []
+    for l in reversed(tree.ancestors(thumb.tip)):  # palm to tip, links without geometry included
+        if l in above:
+            continue
+        j = int(tree.q_index[l])
+        if j >= 0 and closing[j] != 0 and j not in joints:
+            joints.append(j)
+    if not joints or joints[0] in fixed or thumb_opposition(tree, q, closing, fingers, centres) >= 0:
+        return q, None
+    j = joints[0]
+    best, best_v = np.inf, q[j]
+    for v in np.linspace(tree.lower[j], tree.upper[j], OPPOSE_STEPS):
+        trial = q.copy()
+        trial[j] = v
+        b = abs(thumb_opposition(tree, trial, closing, fingers, centres))
+        if b < best - 1e-9:
+            best, best_v = b, v
+    out = q.copy()
+    out[j] = best_v
+    return out, j
+
+
 def leaf_links(tree: KinematicTree, has_geometry: np.ndarray) -> list[int]:
     """Links with geometry none of whose descendants has geometry (fingertips, gripper pads)."""
     below = set()
