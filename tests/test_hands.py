@@ -166,7 +166,7 @@ def test_builtin_regeneration_is_deterministic(tmp_path, hand):
     for a, b in zip(new.grids, old.grids):
         np.testing.assert_array_equal(a.values, b.values)
     assert {k: v.links for k, v in new.grasp_types.items()} == {k: v.links for k, v in old.grasp_types.items()}
-    assert new.provenance == old.provenance
+    assert new.provenance == old.provenance and new.contacts == old.contacts == 12
 
 
 def test_builtins_listed():

@@ -606,3 +606,26 @@ def test_thumb_opposition_reproduces_the_reference_default_poses(hand, urdf, joi
     s = D.stage_structure(parsed, tree, meshes, {}, opt, [])
     assert s.thumb_opposed == joint
     assert s.canonical[tree.actuated_joints.index(joint)] == pytest.approx(default, abs=0.05)
+
+
+def test_an_imported_hand_synthesises_with_its_own_contact_count(tmp_path, hands_dir):
+    """Hands imported without a contact file default to AUTO_CANDIDATE_CONTACTS contacts per grasp
+    (recorded in hand.json, written to the run's config.toml); --contacts overrides; the built-ins
+    keep the paper's 12."""
+    import tomllib
+
+    from graspforge.hands.description import AUTO_CANDIDATE_CONTACTS
+    from graspforge.io.grasp_set import GraspSet
+
+    folder = tmp_path / "toy"
+    desc, _ = import_hand(write(tmp_path, "toy.xml", hand_xml(forearm=False)), name="toy", out=folder)
+    assert desc.contacts == AUTO_CANDIDATE_CONTACTS == 4
+    assert load_hand_description(str(folder)).contacts == 4
+    assert load_hand_description("allegro").contacts == 12
+    for extra, want in (([], 4), (["--contacts", "6"], 6)):
+        out = tmp_path / f"run{want}"
+        assert main(["generate", "--hand", str(folder), "--object", "sphere:radius=0.03", "--grasps", "2", "--iterations", "4",
+                     "--out", str(out), "--quiet", *extra]) == 0
+        assert tomllib.loads((out / "config.toml").read_text())["contacts"] == want
+        gs = GraspSet.load(next(out.glob("*.npz")))
+        assert gs.contact_indices.shape == (2, want)

@@ -210,7 +210,9 @@ class GenerateConfig:
     hand: str = "allegro"
     objects: list[str] = field(default_factory=lambda: ["box"])
     grasp_type: str = "full"
-    contacts: int = 12
+    # contacts per grasp K; 0: the hand's own (HandDescription.contacts: 12, the paper's, for the
+    # built-in hands; 4 for hands imported without a contact file)
+    contacts: int = 0
     grasps: int = 32  # per object
     seed: int = 0
     device: str = "cpu"
@@ -229,8 +231,8 @@ class GenerateConfig:
     check: PhysicsCheckConfig = field(default_factory=PhysicsCheckConfig)
 
     def validate(self) -> "GenerateConfig":
-        if self.contacts < 1:
-            raise ConfigError("contacts must be >= 1")
+        if self.contacts < 0:
+            raise ConfigError("contacts must be >= 1 (or 0: the hand's own)")
         if self.grasps < 1:
             raise ConfigError("grasps must be >= 1")
         if not self.objects:

@@ -28,7 +28,8 @@ def add_parser(sub) -> None:
                    help="built-in object (box, sphere:radius=0.03, ...), mesh file, or folder of meshes (default box)")
     p.add_argument("--grasps", type=int, help="grasps per object (default 32)")
     p.add_argument("--grasp-type", nargs="+", help="full, precision, pinch, fingertip, ... (default full)")
-    p.add_argument("--contacts", type=int, help="contacts per grasp K (default 12)")
+    p.add_argument("--contacts", type=int, help="contacts per grasp K (default: the hand's own - 12 for the built-in hands, "
+                   "4 for hands imported without a contact file)")
     p.add_argument("--energy", choices=ENERGY_METHODS, help="force-closure energy (default graspqp)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, help="annealer (default mala_star)")
     p.add_argument("--iterations", type=int, help="optimiser iterations (default 7000); the annealing schedule (step-size and "
@@ -218,6 +219,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     # everything is checked before anything is written: a failed command leaves no folder behind
     hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
+    cfg.contacts = cfg.contacts or hand.description.contacts  # config.toml records the number used
     objects = load_objects(cfg.objects)
     _preflight(hand, objects, cfg, types)
     out.mkdir(parents=True, exist_ok=True)

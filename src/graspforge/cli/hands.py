@@ -96,6 +96,7 @@ def summary(d: HandDescription) -> dict:
         "root_link": t.link_names[0],
         "contact_candidates": d.candidates_per_link(),
         "num_candidates": int(len(d.contact_points)),
+        "contacts_per_grasp": int(d.contacts),
         "grasp_types": {k: {"links": v.links, "curl_joints": v.curl_joints, "curl_signs": v.curl_signs or [1] * len(v.curl_joints)}
                         for k, v in d.grasp_types.items()},
         "approach_axis": np.round(d.approach_axis, 6).tolist(),
@@ -109,7 +110,8 @@ def summary(d: HandDescription) -> dict:
 
 
 def _print_summary(s: dict) -> None:
-    print(f"hand {s['name']}: {s['dof']} DoF, {len(s['links'])} links (root {s['root_link']}), {s['num_candidates']} contact candidates")
+    print(f"hand {s['name']}: {s['dof']} DoF, {len(s['links'])} links (root {s['root_link']}), {s['num_candidates']} contact candidates, "
+          f"{s['contacts_per_grasp']} contacts per grasp by default (generate --contacts N)")
     print(f"approach axis {s['approach_axis']}, up axis {s['up_axis']} (root frame)")
     print("\njoints (limits, canonical pose):")
     w = max(len(j["name"]) for j in s["joints"]) if s["joints"] else 4
@@ -143,7 +145,8 @@ def _print_summary(s: dict) -> None:
         print("  closing: " + ", ".join(f"{j} {'+1' if c['sign'] > 0 else '-1' if c['sign'] < 0 else '0'} ({c['from']})" for j, c in inf["closing"].items()) + "  (--closing JOINT=SIGN)")
         if inf.get("thumb_opposed_by"):
             j = inf["thumb_opposed_by"]
-            print(f"  open pose: thumb swung into opposition by {j} = {inf['open_pose'][j]:.3f}  (--open {j}=VALUE)")
+            q = next(x["canonical"] for x in s["joints"] if x["name"] == j)
+            print(f"  open pose: thumb swung into opposition by {j} = {q:.3f}  (--open {j}=VALUE)")
         if inf["couplings_from"]:
             print(f"  couplings from: {', '.join(inf['couplings_from'])}")
         print(f"  synthesis geometry: {inf['link_geometry']}  (--geometry)")

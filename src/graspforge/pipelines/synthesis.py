@@ -190,7 +190,7 @@ def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: Generate
     and the projection into the joint limits."""
     cfg = config
     gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)
-    G, K = cfg.grasps, cfg.contacts
+    G, K = cfg.grasps, cfg.contacts or hand.description.contacts
     batch = ObjectBatch(objects, G, device=hand.device, dtype=hand.dtype, surface_points=cfg.energy.object_points)
     allowed, thumb = candidate_groups(hand, gtype.name)
 
@@ -380,7 +380,7 @@ def smoke_test(hand: HandModel, grasps: int = 16, iterations: int = 400, radius:
     ``SMOKE_CONTACT``; otherwise ``problems`` says which energy term stood in the way.
     """
     cfg = GenerateConfig(grasps=grasps, seed=seed, grasp_type=grasp_type)
-    cfg.contacts = contacts or min(cfg.contacts, max(2, int(hand.description.candidate_mask(grasp_type).sum()) // 2))
+    cfg.contacts = contacts or min(hand.description.contacts, max(2, int(hand.description.candidate_mask(grasp_type).sum()) // 2))
     cfg.optimizer = cfg.optimizer.compressed(iterations)
     cfg.validate()
     res = synthesize(hand, [load_object(f"sphere:radius={radius}")], cfg, grasp_type=grasp_type)
