@@ -64,7 +64,7 @@ def coacd_pieces(obj: ObjectModel, threshold: float = COACD_THRESHOLD, max_piece
     key = f"coacd-{obj.content_hash[:32]}-{threshold:g}-{max_pieces}-{seed}"
 
     def build() -> dict[str, np.ndarray]:
-        try:
+        try:  # loaded only when a decomposition is built (cached ones do not need its native library)
             import coacd
         except ImportError as exc:  # pragma: no cover - coacd is a dependency
             raise MeshLoadError("convex decomposition needs the 'coacd' package (pip install coacd)") from exc

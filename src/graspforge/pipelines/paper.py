@@ -36,7 +36,7 @@ from ..evaluate.metrics import unique_vs_seeds
 from ..hands import load_hand, load_hand_description
 from ..io.grasp_set import GraspSet
 from ..objects import load_object
-from ..viz.figure import figure_png
+from ..viz.figure import figure_png, pyplot
 from ..viz.heatmap import CONTACT_DISTANCE, contact_heatmaps
 from .dataset_build import expand_objects
 from .evaluation import evaluate_grasp_set, grasp_set_object, pool_rows, settings_key, summary_row, write_evaluation
@@ -316,10 +316,7 @@ def _fig_png(fig) -> bytes:
 
 
 def _plots(table: dict, seeds: dict) -> dict[str, bytes]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     def line_plot(series, size, log_axis, xlabel, ylabel, title, **style) -> bytes:
         fig, ax = plt.subplots(figsize=size)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..hands.description import HandDescription
 from ..hands.structure import to_root
-from .figure import save_figure
+from .figure import pyplot, save_figure
 from .scene import HandDisplay
 
 #: (elevation, azimuth) in degrees of the views drawn side by side.
@@ -34,10 +34,7 @@ def render_hand(desc: HandDescription, path: str | Path, q: np.ndarray | None = 
     """Write a PNG of the hand in pose ``q`` from three views: collision geometry (grey), contact
     candidates (red; those of ``grasp_type`` only, when given) with 1 cm normals, the approach
     axis (blue) and the up axis (green) from the root. Returns the path (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from mpl_toolkits.mplot3d.art3d import Line3DCollection, Poly3DCollection
 
 

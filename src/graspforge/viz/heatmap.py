@@ -17,7 +17,7 @@ from ..hands.structure import to_root
 from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .scene import HandDisplay, VizError
-from .figure import save_figure
+from .figure import pyplot, save_figure
 
 #: a surface sample touches the object when it is closer than this to (or inside) the surface, m
 CONTACT_DISTANCE = 0.003
@@ -59,10 +59,7 @@ def render_contact_heatmap(desc: HandDescription, frequency: np.ndarray, path: s
                            display: HandDisplay | None = None, size: tuple[float, float] = (11.0, 5.5), dpi: int = 100) -> Path:
     """Write a PNG of the hand in its open pose with each surface sample coloured by ``frequency``
     (S,) in [0, 1]: seen from the palm side and from the side, fingers up."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     freq = np.asarray(frequency, np.float64)

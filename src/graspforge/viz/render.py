@@ -10,7 +10,7 @@ from ..io.grasp_set import GraspSet
 from ..objects import ObjectModel
 from .page import grasp_summary
 from .scene import HandDisplay, check_indices, decimate, grasp_hand_mesh
-from .figure import save_figure
+from .figure import pyplot, save_figure
 
 #: (elevation, azimuth) in degrees of the views drawn side by side
 GRASP_VIEWS = ((25.0, -60.0), (25.0, 120.0), (80.0, -90.0))
@@ -31,10 +31,7 @@ def render_grasp(gs: GraspSet, display: HandDisplay, obj: ObjectModel, i: int, p
                  views=GRASP_VIEWS, size: tuple[float, float] = (15.0, 5.4), dpi: int = 90,
                  object_mesh: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
     """Write a PNG of grasp ``i``: object (sand), hand (blue), contacts (red), one panel per view."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
     (i,) = check_indices(gs, [i])
