@@ -146,7 +146,10 @@ class GraspSimulator:
         """Simulate one grasp, one trial. Returns ``held`` (per phase: 1, 0, or NaN if not run),
         ``success``, ``reason``, ``initial_penetration``, ``initial_self_penetration`` (m),
         ``squeeze_translation`` (m), ``max_translation`` (m) and ``max_rotation_deg`` over the run phases.
-        ``stage_roots`` (3, 7): see :class:`GraspInputs`; the world is then the pre-grasp root's frame."""
+        ``stage_roots`` (3, 7): see :class:`GraspInputs`; the world is then the pre-grasp root's frame.
+
+        Stages: place the object in the hand's frame; refuse a start that penetrates; ramp the
+        targets pre-grasp -> grasp -> squeeze; then each phase from the squeezed state."""
         p = self.physics
         m, d, sc = self.model, self.data, self.scene
         for name, v in (("root_position", root_position), ("root_quaternion", root_quaternion), ("pregrasp", pregrasp), ("grasp", grasp),
@@ -160,28 +163,11 @@ class GraspSimulator:
                 raise ValueError("a root that moves between targets needs a welded hand root (physics root = 'weld')")
             root_position, root_quaternion = stage_roots[0, :3], stage_roots[0, 3:]
             roots = [_relative_pose(stage_roots[0], r) for r in stage_roots]
-        mujoco.mj_resetData(m, d)
-        # object pose in the hand root frame: the inverse of the root pose in the object frame
-        qr = np.asarray(root_quaternion, np.float64)
-        qr = qr / np.linalg.norm(qr)
-        R = np.zeros(9)
-        mujoco.mju_quat2Mat(R, qr)
-        R = R.reshape(3, 3)
-        obj_pos = -R.T @ np.asarray(root_position, np.float64)
-        if jitter is not None:
-            obj_pos = obj_pos + jitter
-        d.qpos[sc.object_qadr:sc.object_qadr + 3] = obj_pos
-        d.qpos[sc.object_qadr + 3:sc.object_qadr + 7] = _quat_conj(qr)
+        R_obj0 = self._place_object(root_position, root_quaternion, jitter)
         out = {"held": np.full(len(p.phases), np.nan), "success": False, "reason": HELD, "initial_penetration": 0.0,
                "initial_self_penetration": 0.0, "squeeze_translation": np.nan, "max_translation": 0.0, "max_rotation_deg": 0.0}
-        pen = self_pen = 0.0
-        for q, r in (((grasp, roots[1]), (pregrasp, roots[0])) if p.penetration_check == "both" else ((pregrasp, roots[0]),)):
-            self._set_configuration(q)
-            if r is not None:
-                d.qpos[sc.root_free_qadr:sc.root_free_qadr + 7] = r
-            mujoco.mj_forward(m, d)
-            ho, hh = self._depths()
-            pen, self_pen = max(pen, ho), max(self_pen, hh)
+        starts = ((grasp, roots[1]), (pregrasp, roots[0])) if p.penetration_check == "both" else ((pregrasp, roots[0]),)
+        pen, self_pen = self._initial_depths(starts)
         out["initial_penetration"], out["initial_self_penetration"] = pen, self_pen
         # fingers passing through each other (or through the object) are not a grasp
         if pen > p.max_initial_penetration or self_pen > p.max_initial_penetration:
@@ -195,30 +181,10 @@ class GraspSimulator:
         pos, _ = self._object_pose()
         out["squeeze_translation"] = float(np.linalg.norm(pos - start_pos))
         mujoco.mj_getState(m, d, self._state, self._spec)
-        R_obj0 = R.T  # object mesh axes in the world (hand) frame
-        n_pull = max(1, int(round(p.pull_seconds / m.opt.timestep)))
-        n_check = max(1, int(round(p.check_every / m.opt.timestep)))
-        body = sc.object_body
         for k, phase in enumerate(p.phases):
             mujoco.mj_setState(m, d, self._state, self._spec)
             d.ctrl[:] = sc.hand_ctrl(squeeze)
-            ok = True
-            for pull in phase.split():
-                d.xfrc_applied[body, :3] = p.force * (R_obj0 @ np.asarray(DIRECTIONS[pull], np.float64))
-                for i in range(1, n_pull + 1):
-                    mujoco.mj_step(m, d)
-                    if i % n_check == 0 or i == n_pull:
-                        pos, quat = self._object_pose()
-                        tr, rot = float(np.linalg.norm(pos - start_pos)), _rotation_deg(start_quat, quat)
-                        out["max_translation"] = max(out["max_translation"], tr)
-                        out["max_rotation_deg"] = max(out["max_rotation_deg"], rot)
-                        if not np.isfinite(tr) or tr > p.max_translation or rot > p.max_rotation_deg:
-                            ok = False
-                            break
-                if not ok:
-                    break
-            d.xfrc_applied[body, :3] = 0.0
-            self._check_finite()
+            ok = self._pull_phase(phase, R_obj0, start_pos, start_quat, out)
             out["held"][k] = 1.0 if ok else 0.0
             if p.stop_at_first_failure and ((p.success_rule == "all" and not ok) or (p.success_rule == "any" and ok)):
                 break
@@ -226,6 +192,65 @@ class GraspSimulator:
         out["success"] = bool(np.all(run == 1.0)) if p.success_rule == "all" else bool(np.any(run == 1.0))
         out["reason"] = HELD if out["success"] else SLIPPED
         return out
+
+    def _place_object(self, root_position, root_quaternion, jitter: np.ndarray | None) -> np.ndarray:
+        """Reset the data and put the object where the grasp has it, in the hand root's frame (the
+        inverse of the root pose in the object frame), shifted by ``jitter`` (3,) m. Returns the
+        object mesh's axes in the world (hand) frame, (3, 3)."""
+        m, d, sc = self.model, self.data, self.scene
+        mujoco.mj_resetData(m, d)
+        qr = np.asarray(root_quaternion, np.float64)
+        qr = qr / np.linalg.norm(qr)
+        R = np.zeros(9)
+        mujoco.mju_quat2Mat(R, qr)
+        R = R.reshape(3, 3)
+        obj_pos = -R.T @ np.asarray(root_position, np.float64)
+        if jitter is not None:
+            obj_pos = obj_pos + jitter
+        d.qpos[sc.object_qadr:sc.object_qadr + 3] = obj_pos
+        d.qpos[sc.object_qadr + 3:sc.object_qadr + 7] = _quat_conj(qr)
+        return R.T
+
+    def _initial_depths(self, starts) -> tuple[float, float]:
+        """Deepest hand-object and hand-hand penetration (m) over the ``starts`` ((joints, root
+        pose or None), ...); the configuration is left at the last one."""
+        m, d, sc = self.model, self.data, self.scene
+        pen = self_pen = 0.0
+        for q, r in starts:
+            self._set_configuration(q)
+            if r is not None:
+                d.qpos[sc.root_free_qadr:sc.root_free_qadr + 7] = r
+            mujoco.mj_forward(m, d)
+            ho, hh = self._depths()
+            pen, self_pen = max(pen, ho), max(self_pen, hh)
+        return pen, self_pen
+
+    def _pull_phase(self, phase: str, R_obj0: np.ndarray, start_pos: np.ndarray, start_quat: np.ndarray, out: dict) -> bool:
+        """Apply the phase's pulls in turn (each ``pull_seconds``, along the object mesh's axes
+        ``R_obj0``), checking every ``check_every`` s that the object stays within the limits of
+        its start pose; records the worst translation and rotation in ``out``. True if it held."""
+        p, m, d = self.physics, self.model, self.data
+        n_pull = max(1, int(round(p.pull_seconds / m.opt.timestep)))
+        n_check = max(1, int(round(p.check_every / m.opt.timestep)))
+        body = self.scene.object_body
+        ok = True
+        for pull in phase.split():
+            d.xfrc_applied[body, :3] = p.force * (R_obj0 @ np.asarray(DIRECTIONS[pull], np.float64))
+            for i in range(1, n_pull + 1):
+                mujoco.mj_step(m, d)
+                if i % n_check == 0 or i == n_pull:
+                    pos, quat = self._object_pose()
+                    tr, rot = float(np.linalg.norm(pos - start_pos)), _rotation_deg(start_quat, quat)
+                    out["max_translation"] = max(out["max_translation"], tr)
+                    out["max_rotation_deg"] = max(out["max_rotation_deg"], rot)
+                    if not np.isfinite(tr) or tr > p.max_translation or rot > p.max_rotation_deg:
+                        ok = False
+                        break
+            if not ok:
+                break
+        d.xfrc_applied[body, :3] = 0.0
+        self._check_finite()
+        return ok
 
     def run_trials(self, g: GraspInputs, i: int, seed: int = 0) -> dict:
         """All trials of grasp ``i``: success when >= ``pass_fraction`` of them pass; ``held`` per
