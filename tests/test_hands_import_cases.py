@@ -629,3 +629,41 @@ def test_an_imported_hand_synthesises_with_its_own_contact_count(tmp_path, hands
         assert tomllib.loads((out / "config.toml").read_text())["contacts"] == want
         gs = GraspSet.load(next(out.glob("*.npz")))
         assert gs.contact_indices.shape == (2, want)
+
+
+def test_mirrored_servos_name_the_couple_flag_which_makes_one_dof(tmp_path, hands_dir, capsys):
+    """The toy gripper's servos command 0..0.7 and -0.7..0: the import says so and names
+    --couple; with it the gripper has one DoF whose follower mirrors the driver (MuJoCo's
+    kinematics of the file, at mirrored joint values, as the reference)."""
+    path = write(tmp_path, "g.xml", gripper_xml())
+    d, _ = import_hand(path, "g")
+    assert d.dof == 2 and any("mirror" in w and "--couple right_j=left_j:-1" in w for w in d.warnings)
+    assert main(["hands", "import", str(path), "--name", "g1", "--couple", "right_j=left_j:-1"]) == 0
+    d1 = load_hand_description("g1")
+    assert d1.dof == 1 and not any("mirror" in w for w in d1.warnings)
+    assert "--couple right_j=left_j:-1:0" in d1.provenance["inferred"]["couplings_from"]
+    m = mujoco.MjModel.from_xml_path(str(path))
+    data = mujoco.MjData(m)
+    for q in (0.0, 0.25, 0.6):
+        data.qpos[:] = [q, -q]
+        mujoco.mj_kinematics(m, data)
+        T = d1.tree.forward_numpy(np.array([q]))
+        for body in ("left", "right"):
+            np.testing.assert_allclose(T[d1.tree.link_index(body), :3, 3], data.xpos[m.body(body).id] - data.xpos[m.body("base").id], atol=1e-9)
+    # refused: an unknown joint, a malformed spec
+    assert main(["hands", "import", str(path), "--name", "g2", "--couple", "right_j=nope:-1"]) == 1
+    assert main(["hands", "import", str(path), "--name", "g3", "--couple", "right_j=left_j"]) == 1
+    assert main(["hands", "import", str(path), "--name", "g4", "--couple", "right_j=left_j:0"]) == 1
+    err = capsys.readouterr().err
+    assert "not actuated" in err and "expected FOLLOWER=DRIVER:MULT" in err
+
+
+def test_couple_narrows_the_driver_to_the_followers_range(tmp_path):
+    """A follower whose own range is narrower than its driver's image stops the driver there."""
+    text = gripper_xml().replace('<joint name="right_j" type="hinge" axis="0 1 0" range="-0.7 0.7"/>',
+                                 '<joint name="right_j" type="hinge" axis="0 1 0" range="-0.4 0.7"/>')
+    d, _ = import_hand(write(tmp_path, "g.xml", text), "g", out=tmp_path / "g",
+                       options=BuildOptions(couplings={"right_j": ("left_j", -1.0, 0.0)}))
+    assert d.dof == 1
+    np.testing.assert_allclose([d.tree.lower[0], d.tree.upper[0]], [-0.7, 0.4])
+    assert any("--couple: driver ranges narrowed" in w for w in d.warnings)

@@ -52,6 +52,8 @@ def add_parser(sub) -> None:
                      help="which way a joint closes: +1, -1, or 0 (does not close); default from its range, else its servo's ctrlrange")
     imp.add_argument("--open", nargs="+", default=[], metavar="JOINT=VALUE",
                      help="open (canonical) pose of these joints, rad or m, instead of the inferred one")
+    imp.add_argument("--couple", nargs="+", default=[], metavar="FOLLOWER=DRIVER:MULT[:OFFSET]",
+                     help="drive FOLLOWER from DRIVER (follower = MULT * driver + OFFSET), for joints the file leaves independent")
     imp.add_argument("--approach", default=None, metavar="AXIS", help="approach axis in the root frame: x, y, z, -x, -y, -z or ax,ay,az")
     imp.add_argument("--up", default=None, metavar="AXIS", help="up axis in the root frame (same forms as --approach)")
     imp.add_argument("--geometry", choices=["hull", "mesh"], default=BuildOptions.link_geometry,
@@ -216,12 +218,29 @@ def _joint_values(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _couplings(items: list[str]) -> dict[str, tuple[str, float, float]]:
+    """``FOLLOWER=DRIVER:MULT[:OFFSET]`` -> {follower: (driver, mult, offset)}."""
+    out = {}
+    for it in items:
+        follower, sep, rest = it.partition("=")
+        parts = rest.split(":")
+        try:
+            nums = [float(x) for x in parts[1:]]
+        except ValueError:
+            nums = []
+        if not sep or not follower or not parts[0] or len(parts) not in (2, 3) or len(nums) != len(parts) - 1 \
+                or not all(math.isfinite(x) for x in nums) or nums[0] == 0:
+            raise ConfigError(f"--couple {it!r}: expected FOLLOWER=DRIVER:MULT or FOLLOWER=DRIVER:MULT:OFFSET (MULT a non-zero number)")
+        out[follower] = (parts[0], nums[0], nums[1] if len(nums) > 1 else 0.0)
+    return out
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
     opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
                         use_known_facts=not args.no_known_facts, root_link=args.root_link, palm_link=args.palm_link,
-                        thumb_link=args.thumb, closing=_closing_signs(args.closing), open_pose=_joint_values(args.open), approach=args.approach, up=args.up,
+                        thumb_link=args.thumb, closing=_closing_signs(args.closing), open_pose=_joint_values(args.open), couplings=_couplings(args.couple), approach=args.approach, up=args.up,
                         link_geometry=args.geometry, angle=args.angle)
     desc, folder = import_hand(args.model, args.name, out=args.out, options=opts, force=args.force)
     s = summary(desc) | {"folder": str(folder)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from ..geometry.atlas import LinkGrid, build_link_grid
 from ..geometry.exact import exact_signed_distance
 from ..geometry.sampling import farthest_point_sampling, sample_surface
 from .geometry_spec import GeometryElement
-from .kinematics import KinematicTree
+from .kinematics import KinematicTree, narrow_to_followers
 from . import structure
 from .known import KNOWN_HANDS
 from .reference_layout import GRASP_TYPE_ALIASES, read_contact_points, read_eigengrasps, read_penetration_points
@@ -78,7 +78,7 @@ class BuildOptions:
     # use the recorded facts of known hands (hands/known.py: open pose, axes, couplings)
     use_known_facts: bool = True
     # overrides of what the build would infer (CLI: hands import --root-link, --palm-link, --thumb,
-    # --closing JOINT=+1|-1|0, --open JOINT=VALUE, --approach x|-z|ax,ay,az, --up, --geometry, --angle)
+    # --closing JOINT=+1|-1|0, --open JOINT=VALUE, --couple, --approach x|-z|ax,ay,az, --up, --geometry, --angle)
     root_link: str | None = None  # the hand starts here; links above it are cut off
     palm_link: str | None = None  # geometry above it is not the hand's
     # keep the geometry of links above the palm (forearm, mount) as collision geometry: the
@@ -87,6 +87,9 @@ class BuildOptions:
     thumb_link: str | None = None
     closing: dict = field(default_factory=dict)  # {joint: +1 | -1 | 0}
     open_pose: dict = field(default_factory=dict)  # {joint: value (rad or m)}: the open pose where it is not inferred
+    # {follower: (driver, multiplier, offset)}: actuated joints the file leaves independent that one
+    # command drives together (--couple FOLLOWER=DRIVER:MULT[:OFFSET]), as the recorded couplings
+    couplings: dict = field(default_factory=dict)
     approach: str | None = None
     up: str | None = None
     # "hull": distance grids of each link's convex hull, which is what evaluate simulates for an
@@ -402,15 +405,53 @@ def parse_axis(text: str) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def stage_couplings(parsed: ParsedHand, known: dict, opt: BuildOptions) -> KinematicTree:
-    """Stage 2: the recorded couplings of known hands (the file's own are applied by its parser),
+def stage_couplings(parsed: ParsedHand, known: dict, opt: BuildOptions, warnings: list[str] | None = None) -> KinematicTree:
+    """Stage 2: the recorded couplings of known hands and ``--couple`` (the file's own are applied by
+    its parser; a driver's range is narrowed where a ``--couple`` follower would leave its own),
     then ``opt.root_link``: the hand starts there, links above it (an arm, a mount) are cut off."""
-    tree = _apply_couplings(parsed.tree, known.get("couplings", {}), parsed.source)
+    warnings = [] if warnings is None else warnings
+    given = {str(j): (str(d), float(m), float(o)) for j, (d, m, o) in opt.couplings.items()}
+    tree = _apply_couplings(parsed.tree, {**known.get("couplings", {}), **given}, parsed.source)
+    if given:
+        act, pt = tree.actuated_joints, parsed.tree
+        followers = [(j, act.index(d), d, m, o, pt.lower[pt.actuated_joints.index(j)], pt.upper[pt.actuated_joints.index(j)])
+                     for j, (d, m, o) in given.items()]
+        lower, upper = tree.lower.copy(), tree.upper.copy()
+        narrowed, contradicting = narrow_to_followers(lower, upper, followers)
+        if contradicting:
+            raise HandLoadError(f"{parsed.source}: --couple: " + "; ".join(contradicting))
+        tree = replace(tree, lower=lower, upper=upper)
+        if narrowed:
+            warnings.append("--couple: driver ranges narrowed so their followers stay in range: " + "; ".join(narrowed))
     if opt.root_link:
         if opt.root_link not in tree.link_names:
             raise HandLoadError(f"{parsed.source}: --root-link {opt.root_link!r}: no such link (links: {', '.join(tree.link_names)})")
         tree = subtree(tree, tree.link_names.index(opt.root_link))
     return tree
+
+
+def _warn_mirrored_servos(parsed: ParsedHand, tree: KinematicTree, warnings: list[str]) -> None:
+    """Warn about pairs of independent actuated joints whose servos command mirrored one-sided
+    ranges ([lo, hi] and [-hi, -lo], one end 0): a parallel gripper's two sides, which the program
+    driving it moves with one command (robosuite's Panda and Robotiq 2F-140 files). The file keeps
+    two servos, and so does the import (each side simulated with its own servo); ``--couple B=A:-1``
+    makes one joint, whose follower side the simulation then holds through the coupling alone
+    (robosuite's 2F-140: 75 / 38 % strict on apple / can independent, 6 / 6 % coupled)."""
+    cmd = parsed.command_ranges
+    act = [j for j in tree.actuated_joints if j in cmd]
+    used: set[str] = set()
+    for a in act:
+        for b in act:
+            if a == b or a in used or b in used:
+                continue
+            (la, ha), (lb, hb) = cmd[a], cmd[b]
+            width = ha - la
+            one_sided = min(abs(la), abs(ha)) < 1e-9 * max(1.0, width)
+            if width > 1e-9 and one_sided and abs(lb + ha) <= 1e-6 * width and abs(hb + la) <= 1e-6 * width:
+                used |= {a, b}
+                warnings.append(f"the servos of {a!r} ({la:g}..{ha:g}) and {b!r} ({lb:g}..{hb:g}) mirror each other, as a "
+                                f"parallel gripper's sides driven by one command; they stay independent joints, as the file has "
+                                f"them (--couple {b}={a}:-1 makes them one)")
 
 
 def subtree(tree: KinematicTree, root: int) -> KinematicTree:
@@ -821,7 +862,7 @@ def inference_report(parsed: ParsedHand, tree: KinematicTree, st: HandStructure,
         "closing": {j: {"sign": int(st.closing[i]), "from": st.closing_source[i]} for i, j in enumerate(tree.actuated_joints)},
         "thumb_opposed_by": st.thumb_opposed,  # the joint that swung the thumb into opposition (--open)
         "couplings": couplings,
-        "couplings_from": list(parsed.notes.get("couplings_from", [])),
+        "couplings_from": list(parsed.notes.get("couplings_from", [])) + [f"--couple {j}={d}:{m:g}:{o:g}" for j, (d, m, o) in opt.couplings.items()],
         "link_geometry": opt.link_geometry,
     }
 
@@ -846,7 +887,8 @@ def build_hand_description(
     warnings = list(parsed.warnings)
     known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
     sources = [parsed.source]
-    tree = stage_couplings(parsed, known, opt)
+    tree = stage_couplings(parsed, known, opt, warnings)
+    _warn_mirrored_servos(parsed, tree, warnings)
     if tree.dof == 0:  # a tool (robosuite's wiping_gripper), not a hand: nothing to close
         raise HandLoadError(f"{parsed.source}: no movable joint below the root {tree.link_names[0]!r}: a rigid tool, "
                             "not a hand or gripper (nothing closes)")
