@@ -95,6 +95,53 @@ def _gauss_jordan(A: torch.Tensor, R: int) -> torch.Tensor:
     return A
 
 
+def _warm_start_point(ws: torch.Tensor, zz2: torch.Tensor, Waug: torch.Tensor, Wneg2: torch.Tensor, lo_ext: torch.Tensor,
+                      hi_ext: torch.Tensor, lower: float, upper: float) -> torch.Tensor:
+    """The start state (B, 2N): the dual's maximiser on the piece of the warm start ``ws`` (B, M)
+    (its variables at a bound held there, the others free) where its dual value beats ``zz2``'s
+    (y = 0), else ``zz2``. Rows of ``ws`` with a non-finite entry keep ``zz2``."""
+    B, R, N = Waug.shape
+    M = N - R
+    zero = zz2.new_zeros(())
+    ok = torch.isfinite(ws).all(1, keepdim=True)
+    band = 1e-9 * (upper - lower)
+    at_lo, at_hi = ok & (ws <= lower + band), ok & (ws >= upper - band)
+    fixed = torch.cat((at_lo | at_hi, torch.zeros(B, R, dtype=torch.bool, device=ws.device)), 1)
+    lA = torch.where(at_hi, upper, torch.where(at_lo, lower, zero))  # (where(scalar, scalar) would be float32)
+    lA = torch.cat((lA, zero.expand(B, R)), 1)
+    Ww = torch.cat((torch.where(fixed[:, :, None], zero, Waug.mT), lA[:, :, None]), 2)
+    x = _gauss_jordan(torch.bmm(Waug, Ww), R)[:, :, R]  # S^-1 W_A l_A = -eta_w
+    zz2w = torch.bmm(Wneg2, x[:, :, None]).squeeze(2)
+    zzw = zz2w[:, :N]
+    Lw = torch.clamp(zzw, lo_ext, hi_ext)
+    dual = (Lw * torch.sub(Lw, zzw, alpha=2.0)).sum(1)  # 2 D(y_w) / eps
+    c0 = min(max(0.0, lower), upper)
+    better = ok[:, 0] & (dual > c0 * c0 * M)  # D(y_w) > D(0)
+    return torch.where(better[:, None], zz2w, zz2)
+
+
+def _exact_step(zz2: torch.Tensor, D2: torch.Tensor, bnd2_cross: torch.Tensor, X: torch.Tensor, P: torch.Tensor,
+                lo_ext: torch.Tensor, hi_ext: torch.Tensor, fill_a: torch.Tensor, fill_b: torch.Tensor, M: int) -> torch.Tensor:
+    """Exact line search along ``D2`` = [dzz, -dzz] (B, 2N) from ``zz2``: the step t (B,) in [0, 1]
+    where theta'(t) = -eps dzz . clip(zz + t dzz) changes sign (module docstring). ``X`` (B, 2, K)
+    holds the breakpoints T and g(T) (T's last two entries 0 and 1), ``P`` (B, K, N) the clipped
+    points: buffers filled in place."""
+    B, N = zz2.shape[0], zz2.shape[1] // 2
+    T, g = X[:, 0], X[:, 1]
+    T_cross = T[:, : 2 * M]
+    torch.div(bnd2_cross - zz2.view(B, 2, N)[:, :, :M], D2.view(B, 2, N)[:, :, :M], out=T_cross.view(B, 2, M))
+    T_cross.nan_to_num_(0.0).clamp_(0.0, 1.0)  # 0 / 0 where a variable sits on a bound and stays
+    dzz = D2[:, :N]
+    torch.addcmul(zz2[:, None, :N], T[:, :, None], dzz[:, None, :], out=P)
+    P.clamp_(lo_ext, hi_ext)
+    torch.bmm(P, dzz[:, :, None], out=g[:, :, None])  # g(T) (B, K), increasing in t
+    up = g < 0  # theta' > 0: the maximiser lies further on
+    ta_ga = torch.where(up[:, None, :], X, fill_a).amax(2)  # last breakpoint going up, its g
+    tb_gb = torch.where(up[:, None, :], fill_b, X).amin(2)  # first breakpoint not going up
+    ga = ta_ga[:, 1]
+    return torch.lerp(ta_ga[:, 0], tb_gb[:, 0], ga / (ga - tb_gb[:, 1]))
+
+
 def _solve_fixed(Wd, lower, upper, eps, warm_start, iterations, rtol):
     f64 = torch.float64
     B, R, M = Wd.shape
@@ -124,11 +171,8 @@ def _solve_fixed(Wd, lower, upper, eps, warm_start, iterations, rtol):
     fill_b = torch.full((2, 1), _BIG, dtype=f64, device=dev)
     fill_b[0] = 1.0  # (t_b, g_b)
     X = torch.empty(B, 2, K, dtype=f64, device=dev)  # line search: [breakpoints T, g(T)]
-    T, g = X[:, 0], X[:, 1]
-    T[:, 2 * M] = 0.0  # the last two breakpoints stay 0 and 1
-    T[:, 2 * M + 1] = 1.0
-    T_cross = T[:, : 2 * M]
-    T_out = T_cross.view(B, 2, M)
+    X[:, 0, 2 * M] = 0.0  # the last two breakpoints stay 0 and 1
+    X[:, 0, 2 * M + 1] = 1.0
 
     # P (B, K, N) = clip(zz + T dzz) is by far the largest tensor: one buffer for all iterations
     # (on the CPU a fresh one per iteration spends more time in page faults than in arithmetic)
@@ -157,22 +201,7 @@ def _solve_fixed(Wd, lower, upper, eps, warm_start, iterations, rtol):
     # ---- start: y = 0, or the maximiser of the warm start's piece if its dual value is higher ----
     zz2 = torch.zeros(B, 2 * N, dtype=f64, device=dev)
     if warm_start is not None:
-        ws = warm_start.detach().to(device=dev, dtype=f64)
-        ok = torch.isfinite(ws).all(1, keepdim=True)
-        band = 1e-9 * (upper - lower)
-        at_lo, at_hi = ok & (ws <= lower + band), ok & (ws >= upper - band)
-        fixed = torch.cat((at_lo | at_hi, torch.zeros(B, R, dtype=torch.bool, device=dev)), 1)
-        lA = torch.where(at_hi, upper, torch.where(at_lo, lower, zero))  # (where(scalar, scalar) would be float32)
-        lA = torch.cat((lA, zero.expand(B, R)), 1)
-        Ww = torch.cat((torch.where(fixed[:, :, None], zero, WT), lA[:, :, None]), 2)
-        x = _gauss_jordan(torch.bmm(Waug, Ww), R)[:, :, R]  # S^-1 W_A l_A = -eta_w
-        zz2w = torch.bmm(Wneg2, x[:, :, None]).squeeze(2)
-        zzw = zz2w[:, :N]
-        Lw = torch.clamp(zzw, lo_ext, hi_ext)
-        dual = (Lw * torch.sub(Lw, zzw, alpha=2.0)).sum(1)  # 2 D(y_w) / eps
-        c0 = min(max(0.0, lower), upper)
-        better = ok[:, 0] & (dual > c0 * c0 * M)  # D(y_w) > D(0)
-        zz2 = torch.where(better[:, None], zz2w, zz2)
+        zz2 = _warm_start_point(warm_start.detach().to(device=dev, dtype=f64), zz2, Waug, Wneg2, lo_ext, hi_ext, lower, upper)
 
     A, pcs = state(zz2)
     conv = small_gap(A)
@@ -184,18 +213,7 @@ def _solve_fixed(Wd, lower, upper, eps, warm_start, iterations, rtol):
         # A Newton point on its own piece is the exact maximiser (theta'(1) = 0 there up to rounding):
         # take the full step whatever the line search says, and stop.
         exact = ((zz2 + D2 <= bnd2) == pcs).all(1)
-        # line search: theta'(t) = -eps g(t), g(t) = dzz . clip(zz + t dzz), at every breakpoint
-        torch.div(bnd2_cross - zz2.view(B, 2, N)[:, :, :M], D2.view(B, 2, N)[:, :, :M], out=T_out)
-        T_cross.nan_to_num_(0.0).clamp_(0.0, 1.0)  # 0 / 0 where a variable sits on a bound and stays
-        dzz = D2[:, :N]
-        torch.addcmul(zz2[:, None, :N], T[:, :, None], dzz[:, None, :], out=P)
-        P.clamp_(lo_ext, hi_ext)
-        torch.bmm(P, dzz[:, :, None], out=g[:, :, None])  # g(T) (B, K), increasing in t
-        up = g < 0  # theta' > 0: the maximiser lies further on
-        ta_ga = torch.where(up[:, None, :], X, fill_a).amax(2)  # last breakpoint going up, its g
-        tb_gb = torch.where(up[:, None, :], fill_b, X).amin(2)  # first breakpoint not going up
-        ga = ta_ga[:, 1]
-        t = torch.lerp(ta_ga[:, 0], tb_gb[:, 0], ga / (ga - tb_gb[:, 1]))
+        t = _exact_step(zz2, D2, bnd2_cross, X, P, lo_ext, hi_ext, fill_a, fill_b, M)
         t = torch.where(exact, 1.0, t)
         t = torch.where(conv, 0.0, t)  # converged rows stay put (bit for bit)
         zz2 = torch.addcmul(zz2, t[:, None], D2)  # t = 1: exactly zz2 + D2, the Newton point
