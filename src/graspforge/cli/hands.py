@@ -177,70 +177,62 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _link_counts(items: list[str]) -> dict[str, int]:
+def _assignments(items: list[str], flag: str, expected: str, parse, last: bool = False) -> dict:
+    """``NAME=VALUE`` items of ``flag`` -> {name: parse(VALUE)}, split at the first ``=`` (the last
+    with ``last``: joint names may hold one); a missing name or a value ``parse`` refuses
+    (ValueError) is one ConfigError saying what was ``expected``."""
     out = {}
     for it in items:
-        link, sep, n = it.partition("=")
-        if not sep or not link:
-            raise ConfigError(f"--link-candidates {it!r}: expected LINK=N")
+        name, sep, v = it.rpartition("=") if last else it.partition("=")
         try:
-            out[link] = int(n)
+            if not sep or not name:
+                raise ValueError
+            out[name] = parse(v)
         except ValueError:
-            raise ConfigError(f"--link-candidates {it!r}: N must be an integer") from None
-        if out[link] < 0:
-            raise ConfigError(f"--link-candidates {it!r}: N must be >= 0")
+            raise ConfigError(f"{flag} {it!r}: expected {expected}") from None
     return out
 
 
-def _closing_signs(items: list[str]) -> dict[str, int]:
-    """``JOINT=+1`` / ``JOINT=-1`` / ``JOINT=0`` -> {joint: sign}."""
-    out = {}
-    for it in items:
-        joint, sep, v = it.rpartition("=")
-        if not sep or not joint or v.strip() not in ("+1", "1", "-1", "0"):
-            raise ConfigError(f"--closing {it!r}: expected JOINT=+1, JOINT=-1 or JOINT=0")
-        out[joint] = int(v)
-    return out
+def _count(v: str) -> int:
+    n = int(v)
+    if n < 0:
+        raise ValueError
+    return n
 
 
-def _joint_values(items: list[str]) -> dict[str, float]:
-    """``JOINT=VALUE`` -> {joint: float}."""
-    out = {}
-    for it in items:
-        joint, sep, v = it.rpartition("=")
-        try:
-            x = float(v)
-        except ValueError:
-            x = math.nan
-        if not sep or not joint or not math.isfinite(x):
-            raise ConfigError(f"--open {it!r}: expected JOINT=VALUE (a finite number, rad or m)")
-        out[joint] = x
-    return out
+def _sign(v: str) -> int:
+    if v.strip() not in ("+1", "1", "-1", "0"):
+        raise ValueError
+    return int(v)
 
 
-def _couplings(items: list[str]) -> dict[str, tuple[str, float, float]]:
-    """``FOLLOWER=DRIVER:MULT[:OFFSET]`` -> {follower: (driver, mult, offset)}."""
-    out = {}
-    for it in items:
-        follower, sep, rest = it.partition("=")
-        parts = rest.split(":")
-        try:
-            nums = [float(x) for x in parts[1:]]
-        except ValueError:
-            nums = []
-        if not sep or not follower or not parts[0] or len(parts) not in (2, 3) or len(nums) != len(parts) - 1 \
-                or not all(math.isfinite(x) for x in nums) or nums[0] == 0:
-            raise ConfigError(f"--couple {it!r}: expected FOLLOWER=DRIVER:MULT or FOLLOWER=DRIVER:MULT:OFFSET (MULT a non-zero number)")
-        out[follower] = (parts[0], nums[0], nums[1] if len(nums) > 1 else 0.0)
-    return out
+def _finite(v: str) -> float:
+    x = float(v)
+    if not math.isfinite(x):
+        raise ValueError
+    return x
+
+
+def _coupling(v: str) -> tuple[str, float, float]:
+    driver, *nums = v.split(":")
+    if not driver or len(nums) not in (1, 2):
+        raise ValueError
+    mult, offset = _finite(nums[0]), _finite(nums[1]) if len(nums) == 2 else 0.0
+    if mult == 0:
+        raise ValueError
+    return driver, mult, offset
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
-    opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_link_counts(args.link_candidates),
+    opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_assignments(args.link_candidates, "--link-candidates", "LINK=N (N an integer >= 0)", _count),
                         use_known_facts=not args.no_known_facts, root_link=args.root_link, palm_link=args.palm_link,
-                        thumb_link=args.thumb, closing=_closing_signs(args.closing), open_pose=_joint_values(args.open), couplings=_couplings(args.couple), approach=args.approach, up=args.up,
+                        thumb_link=args.thumb, approach=args.approach, up=args.up,
+                        closing=_assignments(args.closing, "--closing", "JOINT=+1, JOINT=-1 or JOINT=0", _sign, last=True),
+                        open_pose=_assignments(args.open, "--open", "JOINT=VALUE (a finite number, rad or m)", _finite, last=True),
+                        couplings=_assignments(args.couple, "--couple", "FOLLOWER=DRIVER:MULT or FOLLOWER=DRIVER:MULT:OFFSET "
+                                               "(MULT a non-zero number)", _coupling),
                         link_geometry=args.geometry, angle=args.angle)
     desc, folder = import_hand(args.model, args.name, out=args.out, options=opts, force=args.force)
     s = summary(desc) | {"folder": str(folder)}
