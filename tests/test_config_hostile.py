@@ -48,3 +48,32 @@ def test_hostile_evaluate_overrides(key, value):
         return
     cfg.validate()  # whatever loads is valid...
     assert cfg.physics.timestep > 0 and cfg.physics.phases and cfg.metrics.entropy_bins >= 2  # ...and usable
+
+
+@FUZZ
+@given(items=st.lists(st.text(alphabet="ab=:+-.0123456789einfa ", max_size=24), max_size=4))
+def test_hands_import_name_value_flags_parse_or_say_what_they_expected(items):
+    """``hands import``'s NAME=VALUE flags on arbitrary text: a dict of the declared types, or one
+    ConfigError naming the flag; never another exception, never a non-finite number."""
+    import math
+
+    from graspforge.cli.hands import _assignments, _count, _coupling, _finite, _sign
+
+    for flag, parse, last in (("--link-candidates", _count, False), ("--closing", _sign, True), ("--open", _finite, True),
+                              ("--couple", _coupling, False)):
+        try:
+            out = _assignments(items, flag, "X", parse, last)
+        except ConfigError as e:
+            assert str(e).startswith(flag)
+            continue
+        assert len(out) <= len(items) and all(isinstance(k, str) and k for k in out)
+        for v in out.values():
+            if parse is _count:
+                assert isinstance(v, int) and v >= 0
+            elif parse is _sign:
+                assert v in (-1, 0, 1)
+            elif parse is _finite:
+                assert math.isfinite(v)
+            else:
+                driver, mult, offset = v
+                assert driver and math.isfinite(mult) and mult != 0 and math.isfinite(offset)
