@@ -16,7 +16,7 @@ from ..config import ENERGY_METHODS, OPTIMIZERS, dump_toml, load_config
 from ..hands import load_hand
 from ..io.grasp_set import GraspSet, GraspSetError
 from ..objects import load_objects
-from ..pipelines.synthesis import physics_check_hand, synthesize
+from ..pipelines.synthesis import contacts_per_grasp, physics_check_hand, synthesize
 from .progress import progress_bar
 
 
@@ -219,7 +219,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     # everything is checked before anything is written: a failed command leaves no folder behind
     hand = load_hand(cfg.hand, device=device, self_collision_points_per_link=cfg.energy.self_collision_points)
-    cfg.contacts = cfg.contacts or hand.description.contacts  # config.toml records the number used
+    cfg.contacts = contacts_per_grasp(cfg, hand)  # config.toml records the number used
     objects = load_objects(cfg.objects)
     _preflight(hand, objects, cfg, types)
     out.mkdir(parents=True, exist_ok=True)

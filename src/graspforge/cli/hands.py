@@ -226,7 +226,8 @@ def _coupling(v: str) -> tuple[str, float, float]:
 def cmd_import(args: argparse.Namespace) -> int:
     if args.candidates_per_link < 1:
         raise ConfigError("--candidates-per-link must be >= 1")
-    opts = BuildOptions(default_candidates_per_link=args.candidates_per_link, link_candidates=_assignments(args.link_candidates, "--link-candidates", "LINK=N (N an integer >= 0)", _count),
+    opts = BuildOptions(default_candidates_per_link=args.candidates_per_link,
+                        link_candidates=_assignments(args.link_candidates, "--link-candidates", "LINK=N (N an integer >= 0)", _count),
                         use_known_facts=not args.no_known_facts, root_link=args.root_link, palm_link=args.palm_link,
                         thumb_link=args.thumb, approach=args.approach, up=args.up,
                         closing=_assignments(args.closing, "--closing", "JOINT=+1, JOINT=-1 or JOINT=0", _sign, last=True),

@@ -106,6 +106,8 @@ class BuildOptions:
 #: (apple, tuna can, pear, pudding box): 4 contacts vs 12 - Panda 72 vs 69 %, Robotiq 2F 72 vs 66 %,
 #: Robotiq 3F 86 vs 74 %, Allegro 82 vs 80 %, Shadow 89 vs 78 %, Ability 70 vs 67 % (mean strict success).
 AUTO_CANDIDATE_CONTACTS = 4
+#: Contacts per grasp for hands with curated candidates (contact_points.json): the paper's K.
+PAPER_CONTACTS = 12
 
 
 @dataclass
@@ -129,9 +131,9 @@ class HandDescription:
     up_axis: np.ndarray  # (3,) root frame, orthogonal to approach
     provenance: dict = field(default_factory=dict)
     # contacts per grasp synthesis uses with this hand unless told otherwise (config ``contacts = 0``):
-    # 12, the paper's, for hands with curated candidates (contact_points.json); AUTO_CANDIDATE_CONTACTS
+    # PAPER_CONTACTS for hands with curated candidates (contact_points.json); AUTO_CANDIDATE_CONTACTS
     # for hands whose candidates the import spread over every link's palmar side
-    contacts: int = 12
+    contacts: int = PAPER_CONTACTS
     source: Path | None = None  # URDF/MJCF it came from, for exact-mesh checks (None for built-ins)
     warnings: list[str] = field(default_factory=list)
 
@@ -249,7 +251,7 @@ class HandDescription:
                 canonical_q=np.asarray(meta["canonical_q"], np.float64),
                 approach_axis=np.asarray(meta["approach_axis"], np.float64),
                 up_axis=np.asarray(meta["up_axis"], np.float64),
-                contacts=int(meta.get("contacts", 12)),
+                contacts=int(meta.get("contacts", PAPER_CONTACTS)),
                 provenance=dict(meta.get("provenance", {})),
                 warnings=list(meta.get("warnings", [])),
             )
@@ -419,7 +421,7 @@ def stage_couplings(parsed: ParsedHand, known: dict, opt: BuildOptions, warnings
         lower, upper = tree.lower.copy(), tree.upper.copy()
         narrowed, contradicting = narrow_to_followers(lower, upper, followers)
         if contradicting:
-            raise HandLoadError(f"{parsed.source}: --couple: " + "; ".join(contradicting))
+            raise HandLoadError(f"{parsed.source}: --couple: " + "; ".join(contradicting) + ": the coupling would freeze it")
         tree = replace(tree, lower=lower, upper=upper)
         if narrowed:
             warnings.append("--couple: driver ranges narrowed so their followers stay in range: " + "; ".join(narrowed))
@@ -914,7 +916,7 @@ def build_hand_description(
         name=name or hand_dir.name or parsed.name, tree=tree, contact_points=P, contact_normals=N, contact_links=CL,
         contact_rank=R, link_grid=link_grid, grids=grids, surface_points=spts, surface_normals=snrm, surface_links=slink,
         spheres=spheres, sphere_links=sphere_links, grasp_types=grasp_types, canonical_q=st.canonical, approach_axis=approach,
-        up_axis=up, contacts=12 if (hand_dir / "contact_points.json").is_file() else AUTO_CANDIDATE_CONTACTS,
+        up_axis=up, contacts=PAPER_CONTACTS if (hand_dir / "contact_points.json").is_file() else AUTO_CANDIDATE_CONTACTS,
         provenance=provenance, source=parsed.source, warnings=warnings,
     )
     desc.validate()

@@ -210,7 +210,8 @@ def narrow_to_followers(lower: np.ndarray, upper: np.ndarray, followers) -> tupl
     follower lower, follower upper) with follower = multiplier * driver + offset. A simulator stops
     the follower at its limit and, through the coupling, the driver with it; synthesis must not plan
     past that. A follower that would leave no motion (the coupling contradicts its range) is left
-    alone: a frozen finger is worse. Returns (narrowed, contradicting) as readable lines."""
+    alone: a frozen finger is worse. Returns (narrowed, contradicting) as readable lines (the
+    caller says what it does about a contradiction)."""
     narrowed, contradicting = [], []
     for name, i, driver, mm, oo, lo_f, hi_f in followers:
         if mm == 0 or not (np.isfinite(lo_f) and np.isfinite(hi_f)):
@@ -218,8 +219,7 @@ def narrow_to_followers(lower: np.ndarray, upper: np.ndarray, followers) -> tupl
         a, b = sorted(((lo_f - oo) / mm, (hi_f - oo) / mm))
         lo, hi = max(lower[i], a), min(upper[i], b)
         if hi - lo < 1e-6:
-            contradicting.append(f"joint {name!r} leaves its range for every value of its driver {driver!r} (all, or all but one) "
-                                 "under the coupling read from the file; the driver's range is kept")
+            contradicting.append(f"joint {name!r} leaves its range for every value of its driver {driver!r} (all, or all but one)")
         elif lo > lower[i] + 1e-9 or hi < upper[i] - 1e-9:
             narrowed.append(f"{driver} [{lower[i]:.4g}, {upper[i]:.4g}] -> [{lo:.4g}, {hi:.4g}] (follower {name})")
             lower[i], upper[i] = lo, hi

@@ -393,7 +393,7 @@ def _follower_ranges(m, follows: dict[int, tuple[int, float, float]], act_index:
     followers = [(_name(m, J, j), act_index[drv], _name(m, J, drv), mm, oo, *(m.jnt_range[j] if m.jnt_limited[j] else (np.inf, np.inf)))
                  for j, (drv, mm, oo) in follows.items()]
     narrowed, contradicting = narrow_to_followers(lower, upper, followers)
-    warnings.extend(contradicting)
+    warnings.extend(f"{c} under the coupling read from the file; the driver's range is kept" for c in contradicting)
     if narrowed:
         notes["follower_ranges"] = narrowed
         warnings.append("driver ranges narrowed so their coupled followers stay in range: " + "; ".join(narrowed))

@@ -126,10 +126,9 @@ def thumb_opposition(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, fi
     cosine between its closing velocity and the mean closing velocity of the other fingertips.
     -1: it folds alongside them (a thumb lying in the palm plane); 0: across them (opposed, sweeping
     over the palm towards the fingers); +1: straight against them (a gripper's opposing finger)."""
-    thumb = next(f for f in fingers if f.thumb)
-    others = np.array([f.tip for f in fingers if not f.thumb])
-    vt = closing_velocity(tree, q, closing, np.array([thumb.tip]), centres[[thumb.tip]])[0]
-    vf = closing_velocity(tree, q, closing, others, centres[others]).mean(0)
+    tips = np.array([f.tip for f in fingers if f.thumb] + [f.tip for f in fingers if not f.thumb])
+    v = closing_velocity(tree, q, closing, tips, centres[tips])
+    vt, vf = v[0], v[1:].mean(0)
     nt, nf = np.linalg.norm(vt), np.linalg.norm(vf)
     return float(-(vt @ vf) / (nt * nf)) if nt > 1e-12 and nf > 1e-12 else 0.0
 
@@ -141,9 +140,9 @@ def oppose_thumb(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, finger
 
     A thumb that folds alongside the fingers (:func:`thumb_opposition` < 0) meets them only after
     the optimiser has swung it across the palm; the reference hands' default poses have it swung
-    already. The thumb's proximal-most closing joint (not in ``fixed``: joints the user or recorded
-    facts set; on the chain from ``palm`` to the thumb's tip) goes to the value in its range whose opposition is nearest 0 - the thumb closing
-    across the fingers. On the reference hands' own files (facts off) this gives Allegro
+    already. The thumb's proximal-most closing joint on the chain from ``palm`` to its tip (unless
+    in ``fixed``: joints the user or recorded facts set) goes to the value in its range whose
+    opposition is nearest 0 - the thumb closing across the fingers. On the reference hands' own files (facts off) this gives Allegro
     thumb_joint_0 1.01 (their default pose 1.0), Shadow THJ3 1.22 (1.2), Ability thumb_q1 1.29 (1.0).
     A thumb already opposed (>= 0, as on 3-finger grippers) is left alone.
     """

@@ -217,7 +217,7 @@ def parse_urdf(path: str | Path, require_meshes: bool = True) -> ParsedHand:
             i, mm, oo = resolve(j)
             followers.append((j.name, i, actuated[i].name, mm, oo, float(lo), float(hi)))
     narrowed, contradicting = narrow_to_followers(lower, upper, followers)
-    warnings.extend(contradicting)
+    warnings.extend(f"{c} under the coupling read from the file; the driver's range is kept" for c in contradicting)
     if narrowed:
         warnings.append("driver ranges narrowed so their coupled followers stay in range: " + "; ".join(narrowed))
 

@@ -184,13 +184,18 @@ def job_key(hand: str, grasp_type: str, obj: ObjectModel) -> str:
     return f"{hand}/{grasp_type}/{obj.content_hash}/{float(obj.scale)!r}"
 
 
+def contacts_per_grasp(config: GenerateConfig, hand: HandModel) -> int:
+    """K: the configuration's ``contacts``, or the hand's own where it says 0 (the default)."""
+    return config.contacts or hand.description.contacts
+
+
 def make_optimizer(hand: HandModel, objects: list[ObjectModel], config: GenerateConfig,
                    grasp_type: str | None = None) -> tuple[GraspOptimizer, GraspEnergy, Callable[[torch.Tensor], torch.Tensor]]:
     """The optimiser of one synthesis batch, at its initial grasps (not yet stepped), with its energy
     and the projection into the joint limits."""
     cfg = config
     gtype = hand.description.grasp_type(grasp_type or cfg.grasp_type)
-    G, K = cfg.grasps, cfg.contacts or hand.description.contacts
+    G, K = cfg.grasps, contacts_per_grasp(cfg, hand)
     batch = ObjectBatch(objects, G, device=hand.device, dtype=hand.dtype, surface_points=cfg.energy.object_points)
     allowed, thumb = candidate_groups(hand, gtype.name)
 
