@@ -584,6 +584,70 @@ def test_an_opposed_thumb_is_left_alone(tmp_path):
     assert structure.thumb_opposition(tree, s.canonical, s.closing, s.fingers, s.centres) > 0.5
 
 
+def post_finger(name: str, x: float, y: float, flex_axis: str, scissor_axis: str = "") -> str:
+    """A finger standing on the palm at (x, y): a 5 cm post (on a scissor joint turning about
+    ``scissor_axis`` when given), then a 2 cm link flexing about ``flex_axis``."""
+    scissor = f'<joint name="{name}_scissor" axis="{scissor_axis}" range="0 0.4"/>' if scissor_axis else ""
+    return f"""
+      <body name="{name}_post" pos="{x} {y} 0.01">{scissor}
+        <geom type="capsule" fromto="0 0 0 0 0 0.05" size="0.006"/>
+        <body name="{name}_tip" pos="0 0 0.05">
+          <joint name="{name}_flex" axis="{flex_axis}" range="0 1.5"/>
+          <geom type="capsule" fromto="0 0 0 0 0 0.02" size="0.006"/>
+        </body>
+      </body>"""
+
+
+def three_finger_xml(fingers: str) -> str:
+    return f"""<mujoco model="three_finger"><compiler angle="radian"/>
+  <worldbody><body name="palm"><geom type="box" size="0.05 0.05 0.01"/>{fingers}
+  </body></worldbody>
+</mujoco>
+"""
+
+
+def test_scissor_joints_do_not_make_a_thumb(tmp_path, hands_dir):
+    """A Robotiq-3-finger-like gripper: fingers a and b (+y side, each on a scissor joint turning it
+    towards the other) close against the lone middle finger. Scissor motion at the end of a long post
+    outruns flexion, so scoring whole closing velocities made finger a the thumb; only flexion counts."""
+    from graspforge.hands import structure
+
+    fingers = (post_finger("a", -0.03, 0.03, "1 0 0", "0 1 0") + post_finger("b", 0.03, 0.03, "1 0 0", "0 -1 0")
+               + post_finger("middle", 0.0, -0.03, "-1 0 0"))
+    path = write(tmp_path, "scissor.xml", three_finger_xml(fingers))
+    tree, s = structure_stage(path)
+    names = tree.link_names
+    assert [names[f.tip] for f in s.fingers if f.thumb] == ["middle_tip"]
+    # whole closing velocities (scissors included) would have picked finger a
+    tips = np.array([f.tip for f in s.fingers])
+    v = structure.closing_velocity(tree, s.canonical, s.closing, tips, s.centres[tips])
+    u = v / np.linalg.norm(v, axis=1, keepdims=True)
+    whole = [float(u[i] @ np.delete(u, i, 0).mean(0)) for i in range(3)]
+    assert names[tips[int(np.argmin(whole))]] == "a_tip"
+    score = dict(zip((names[t] for t in tips), structure.thumb_scores(tree, s.canonical, s.closing, s.fingers, s.centres)))
+    # (the open pose's slight curl tilts the tips a little off straight)
+    assert score["middle_tip"] < -0.85 and min(score["a_tip"], score["b_tip"]) > -0.1
+    desc, _ = import_hand(path, name="scissor_gripper")
+    assert desc.provenance["inferred"]["thumb"] == "middle_tip"
+    assert not any("--thumb" in w for w in desc.warnings)
+
+
+def test_a_thumb_guessed_among_equals_is_a_warning_naming_the_flag(tmp_path, hands_dir):
+    """Three identical fingers at 120 deg, each closing towards the centre: no finger is the thumb more
+    than another, so the guess is reported with --thumb, which settles it."""
+    fingers = ""
+    for k, name in enumerate(("a", "b", "c")):
+        t = 2 * np.pi * k / 3
+        fingers += post_finger(name, round(0.03 * np.cos(t), 6), round(0.03 * np.sin(t), 6), f"{np.sin(t):.6f} {-np.cos(t):.6f} 0")
+    path = write(tmp_path, "three.xml", three_finger_xml(fingers))
+    desc, _ = import_hand(path, name="three_equal")
+    warned = [w for w in desc.warnings if "--thumb" in w]
+    assert len(warned) == 1 and "opposition scores" in warned[0]
+    desc2, _ = import_hand(path, name="three_named", options=BuildOptions(thumb_link="b_tip"))
+    assert desc2.provenance["inferred"]["thumb"] == "b_tip"
+    assert not any("--thumb" in w for w in desc2.warnings)
+
+
 @pytest.mark.parametrize("hand, urdf, joint, default", [
     ("allegro", "allegro_hand.urdf", "thumb_joint_0", 1.0),
     ("shadow_hand", "shadow_hand.urdf", "robot0_THJ3", 1.2),

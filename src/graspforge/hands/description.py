@@ -578,6 +578,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
     if opt.thumb_link is not None and not any(f.thumb for f in fingers):
         raise HandLoadError(f"{parsed.source}: --thumb {opt.thumb_link!r} is on no finger (fingers end at "
                             f"{', '.join(names[f.tip] for f in fingers)})")
+    warnings += _ambiguous_thumb(tree, canonical, closing, fingers, centres, thumb_names)
     canonical, opposed = _open_pose_thumb(parsed, tree, canonical, closing, fingers, centres, palm, known, opt)
     # a finger none of whose joints closes cannot grasp: the one guess we must not make silently
     for f in fingers:
@@ -840,6 +841,28 @@ def _axis_name(v: np.ndarray) -> str:
     if abs(v[k]) > 0.9998:
         return ("+" if v[k] > 0 else "-") + "xyz"[k]
     return ",".join(f"{x:.3f}" for x in v)
+
+
+#: A thumb found by geometry is a guess worth a warning when another finger's score
+#: (:func:`structure.thumb_scores`) is within this of the thumb's.
+THUMB_SCORE_MARGIN = 0.3
+
+
+def _ambiguous_thumb(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, fingers: list, centres: np.ndarray,
+                     thumb_names: np.ndarray) -> list[str]:
+    """A warning naming ``--thumb`` when the thumb was picked by geometry (no link named like one)
+    and another finger closes against the rest almost as much."""
+    if len(fingers) < 3 or any(thumb_names[l] for f in fingers for l in f.links):
+        return []
+    score = structure.thumb_scores(tree, q, closing, fingers, centres)
+    order = np.argsort(score)
+    if score[order[1]] - score[order[0]] >= THUMB_SCORE_MARGIN:
+        return []
+    names = tree.link_names
+    chosen = f"{names[fingers[order[0]].tip]!r}" if score[order[0]] < 0 else "none"
+    listed = ", ".join(f"{names[f.tip]} {s:+.2f}" for f, s in zip(fingers, score))
+    return [f"thumb guessed by geometry as {chosen}, but no finger closes clearly against the others (opposition "
+            f"scores {listed}; -1 is straight against them): pass --thumb LINK to name the thumb's tip"]
 
 
 def inference_report(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, approach: np.ndarray, up: np.ndarray,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kinematics import KinematicTree
+from .kinematics import REVOLUTE, KinematicTree
 
 #: A revolute joint closes towards the side of its range that is this many times longer than the
 #: other (measured from 0, the straight pose): flexion joints bend much further in than out.
@@ -253,15 +253,51 @@ def find_fingers(tree: KinematicTree, has_geometry: np.ndarray, q: np.ndarray, c
             f.thumb = bool(any(thumb_names[l] for l in f.links))
         return fingers
     if len(fingers) >= 3:
-        tips = np.array([f.tip for f in fingers])
-        v = closing_velocity(tree, q, closing, tips, centres[tips])
-        n = np.linalg.norm(v, axis=1, keepdims=True)
-        u = np.divide(v, n, out=np.zeros_like(v), where=n > 1e-9)
-        score = [float(u[i] @ np.delete(u, i, 0).mean(0)) for i in range(len(fingers))]
+        score = thumb_scores(tree, q, closing, fingers, centres)
         k = int(np.argmin(score))
         if score[k] < 0:
             fingers[k].thumb = True
     return fingers
+
+
+def flexion_closing(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, tip: int) -> np.ndarray:
+    """``closing`` (D,) without the joints of the chain to ``tip`` that do not flex it: revolute
+    joints whose axis (at pose ``q``) is more than ~45 deg from the axis of the chain's most distal
+    revolute joint, which always flexes. Spread and scissor joints (a Robotiq 3-finger's palm
+    joints turn fingers 1 and 2 towards each other) then no longer count as closing."""
+    T = tree.forward_numpy(q)
+    chain = [l for l in tree.ancestors(tip) if tree.q_index[l] >= 0]
+    axes = {}
+    for l in chain:
+        R = (T[tree.parent[l]] @ tree.origin[l])[:3, :3]
+        axes[l] = R @ (tree.axis[l] / np.linalg.norm(tree.axis[l]))
+    revolute = [l for l in chain if tree.joint_type[l] == REVOLUTE]
+    out = np.asarray(closing, np.float64).copy()
+    if not revolute:
+        return out
+    distal = axes[revolute[0]]  # chain runs tip first
+    flexes = {}
+    for l in chain:
+        j = int(tree.q_index[l])
+        ok = tree.joint_type[l] != REVOLUTE or abs(float(axes[l] @ distal)) > np.cos(np.pi / 4)
+        flexes[j] = flexes.get(j, False) or ok
+    for j, ok in flexes.items():
+        if not ok:
+            out[j] = 0.0
+    return out
+
+
+def thumb_scores(tree: KinematicTree, q: np.ndarray, closing: np.ndarray, fingers: list[Finger],
+                 centres: np.ndarray) -> list[float]:
+    """Per finger, the cosine between its tip's flexion velocity (:func:`flexion_closing`) and the
+    mean of the other tips' unit flexion velocities: -1 for a finger that closes straight against
+    the others (the thumb of a hand whose links are not named like one), about 0 or above for one
+    that folds alongside them."""
+    tips = np.array([f.tip for f in fingers])
+    v = np.concatenate([closing_velocity(tree, q, flexion_closing(tree, q, closing, t), np.array([t]), centres[[t]]) for t in tips])
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    u = np.divide(v, n, out=np.zeros_like(v), where=n > 1e-9)
+    return [float(u[i] @ np.delete(u, i, 0).mean(0)) for i in range(len(fingers))]
 
 
 def _driving_joints(tree: KinematicTree, finger: Finger) -> frozenset[int]:
