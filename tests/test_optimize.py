@@ -296,6 +296,42 @@ def test_balanced_squeeze_torques_follow_the_forces(hand):
     assert torch.equal(balanced_squeeze_offsets(J, F, torch.zeros_like(pressing), 0.01), torch.zeros_like(dq))
 
 
+def test_balanced_squeeze_force_floor_sets_the_servo_torques(hand):
+    """With joint stiffness K, offsets are K^-1 J^T F scaled: the servo torques K dq are s J^T F, and
+    when the depth's press would hold with less than ``min_force`` N, s sum|F| = min_force exactly;
+    otherwise the press depth decides, as without a floor."""
+    from graspforge.pipelines.synthesis import balanced_squeeze_offsets
+
+    d = hand.description
+    g = torch.Generator().manual_seed(5)
+    contacts = torch.stack([torch.as_tensor(np.flatnonzero(d.contact_links == d.tree.link_names.index(n))[:2]) for n in
+                            ("index_link_3", "thumb_link_3")]).reshape(1, -1).repeat(2, 1)
+    pose = hand.canonical_pose(2).to(hand.dtype)
+    with torch.no_grad():
+        J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts).to(torch.float64)
+    F = torch.randn(2, 4, 3, generator=g, dtype=torch.float64)
+    pressing = torch.tensor([[True] * 4, [True, True, True, False]])
+    K = 1.0 + 9.0 * torch.rand(hand.dof, generator=g, dtype=torch.float64)
+    tau = torch.einsum("bkcd,bkc->bd", J, torch.where(pressing.unsqueeze(-1), F, torch.zeros_like(F)))
+    total = (F.norm(dim=-1) * pressing).sum(1)
+    big = tau.abs().argmax(1, keepdim=True)
+
+    def scale(dq):  # the force scale s of offsets dq, checked to be one per grasp: K dq = s J^T F
+        s = (K * dq).gather(1, big) / tau.gather(1, big)
+        torch.testing.assert_close(K * dq, s * tau, rtol=1e-9, atol=1e-12)
+        return s[:, 0]
+
+    plain = balanced_squeeze_offsets(J, F, pressing, 0.01, K)
+    s_plain = scale(plain)  # what the 1 cm press alone gives
+    for floor, binds in ((0.5 * float((s_plain * total).min()), False), (10.0 * float((s_plain * total).max()), True)):
+        dq = balanced_squeeze_offsets(J, F, pressing, 0.01, K, floor)
+        s = scale(dq)
+        if binds:
+            torch.testing.assert_close(s * total, torch.full((2,), floor, dtype=torch.float64), rtol=1e-9, atol=0)
+        else:
+            torch.testing.assert_close(dq, plain, rtol=1e-12, atol=0)
+
+
 def test_initial_joints_follow_the_truncated_normal(hand):
     """METHOD.md s. 5: joints ~ N(canonical, (0.1 (upper - lower))^2) truncated to the limits (drawn
     by inverse CDF, so no mass piles up on a limit): a Kolmogorov-Smirnov test per joint."""

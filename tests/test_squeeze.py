@@ -13,7 +13,7 @@ import torch
 from conftest import GRIPPER_MJCF
 from graspforge.hands import load_hand
 from graspforge.pipelines.synthesis import (BALANCED_SQUEEZE_DEPTH, DAMPING, MAX_JOINT_OFFSET, PREGRASP_OPEN, SQUEEZE_DEPTH,
-                                  SQUEEZE_REACH, pregrasp_and_squeeze)
+                                  SQUEEZE_MIN_FORCE, SQUEEZE_REACH, pregrasp_and_squeeze, servo_stiffness)
 
 # GRIPPER_MJCF: two pads 3 cm apart on slides coupled 1:1; q = 0 closed, q = 0.02 m fully open
 
@@ -76,9 +76,30 @@ def test_gripper_geometry_is_what_the_hand_computation_assumes(gripper):
 def test_gripper_squeeze_and_pregrasp_known_values(gripper, q0, distance, forces, pre_want, squeeze_want):
     d = None if distance is None else torch.tensor([distance], dtype=torch.float64)
     F = None if forces is None else torch.tensor([forces], dtype=torch.float64)
-    pre, squeeze = pregrasp_and_squeeze(gripper, _pose(gripper, q0), _pads(gripper), OBJECT_NORMALS, d, F)
+    # the press depth alone (min_force 0); the force floor has its own test below
+    pre, squeeze = pregrasp_and_squeeze(gripper, _pose(gripper, q0), _pads(gripper), OBJECT_NORMALS, d, F, min_force=0.0)
     assert float(pre[0, 0]) == pytest.approx(pre_want, abs=1e-12)
     assert float(squeeze[0, 0]) == pytest.approx(squeeze_want, abs=1e-12)
+
+
+@pytest.mark.parametrize("min_force, press", [
+    # the 1 cm press: servo force kp x 0.01 m = 500 N/m x 0.01 = 5 N = s J^T F = 8 s, so s = 0.625 and
+    # the pads hold with s (2 + 6) = 5 N in all; a floor below that changes nothing
+    (0.0, -0.01), (4.0, -0.01), (5.0, -0.01),
+    # a 6 N floor: s = 6 / 8, offset s J^T F / kp = 0.75 x -8 / 500 = -0.012
+    (6.0, -0.012),
+    # the default 20 N: s = 2.5, offset -0.04 (then clipped at the 2 cm prismatic bound and the lower limit 0)
+    (SQUEEZE_MIN_FORCE, -0.04),
+])
+def test_gripper_balanced_squeeze_force_floor(gripper, min_force, press):
+    """Balanced squeeze of the toy gripper (prismatic, servo stiffness kp_prismatic = 500 N/m) with
+    the forces (0, 2, 0) and (0, -6, 0): the press deepens until the servo holds ``min_force`` N."""
+    assert float(servo_stiffness(gripper)[0]) == 500.0
+    d = torch.tensor([[-0.003, 0.001]], dtype=torch.float64)
+    F = torch.tensor([[[0.0, 2.0, 0.0], [0.0, -6.0, 0.0]]], dtype=torch.float64)
+    _, squeeze = pregrasp_and_squeeze(gripper, _pose(gripper, 0.018), _pads(gripper), OBJECT_NORMALS, d, F, min_force=min_force)
+    want = min(max(0.018 + min(max(-0.003 / 2.001 + press, -0.02), 0.02), 0.0), 0.02)
+    assert float(squeeze[0, 0]) == pytest.approx(want, abs=1e-12)
 
 
 def test_allegro_default_squeeze_is_clipped_at_0_3_rad():

@@ -13,8 +13,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, dump_toml, physics_protocol
+from ..config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, PhysicsConfig, dump_toml, physics_protocol
 from ..energy.model import GraspEnergy
+from ..evaluate.scene import driver_links
 from ..energy.scene import ObjectBatch
 from ..geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from ..hands.description import HandDescription, is_thumb_link
@@ -33,6 +34,16 @@ SQUEEZE_DEPTH = 0.005  # m, contacts moved into the object (reference squeeze, a
 BALANCED_SQUEEZE_DEPTH = 0.01  # m, mean press of the touching contacts in the force-balanced squeeze
 SQUEEZE_REACH = 0.01  # m, contacts farther than this from the surface are not squeezed
 MAX_JOINT_OFFSET = 0.3  # rad (or m for prismatic joints, scaled below): bounds the squeeze / opening
+# N: the least total force of the balanced squeeze's pressing contacts, under the position-servo
+# stiffness the evaluation protocols give each joint (PhysicsConfig kp_revolute, N m/rad, and
+# kp_prismatic, N/m). A fixed press depth gives a force that falls with the square of the finger's
+# length: ~5 N on a Robotiq 2F-140's 14 cm fingers, which a 1 N pull then turns out of the pads,
+# against 30-40 N on an Allegro. Chosen among 0 / 10 / 20 N on the six reference hands imported
+# bare, on dev objects (apple, tuna can, pear, pudding box; 16 grasps, 1500 steps, strict): 20 N
+# never lowered success and raised it on four hand-object pairs by 6 points each (Panda tuna can
+# and pudding box, Robotiq 2F pear, Allegro tuna can); most grasps of the dexterous hands already
+# press harder and are unchanged.
+SQUEEZE_MIN_FORCE = 20.0
 DAMPING = 1e-3
 
 
@@ -57,26 +68,49 @@ def joint_offsets(J: torch.Tensor, delta: torch.Tensor, damping: float = DAMPING
     return torch.linalg.solve(H, rhs).squeeze(-1).to(J.dtype)
 
 
-def balanced_squeeze_offsets(J: torch.Tensor, forces: torch.Tensor, pressing: torch.Tensor, depth: float) -> torch.Tensor:
-    """Joint offsets (B, D) whose servo torques are J^T F: position servos (torque = kp offset) then
-    press the ``pressing`` (B, K) contacts with forces proportional to ``forces`` (B, K, 3), a set
-    whose net wrench on the object vanishes (the force-closure QP's solution). Scaled so that the
-    pressing contacts move ``depth`` m into the object on average if nothing stopped them.
+def balanced_squeeze_offsets(J: torch.Tensor, forces: torch.Tensor, pressing: torch.Tensor, depth: float,
+                             stiffness: torch.Tensor | None = None, min_force: float = 0.0) -> torch.Tensor:
+    """Joint offsets (B, D) whose servo torques are J^T F: position servos (torque = ``stiffness``
+    (D,) x offset; None: the same for every joint) then press the ``pressing`` (B, K) contacts with
+    forces proportional to ``forces`` (B, K, 3), a set whose net wrench on the object vanishes (the
+    force-closure QP's solution). Scaled so that the pressing contacts move ``depth`` m into the
+    object on average if nothing stopped them, or, with ``stiffness`` given, further where that
+    press would hold the object with less than ``min_force`` N in all (the servo torques then equal
+    J^T (s F) with s |F| summed over the pressing contacts = ``min_force``).
 
     Pushing every contact the same depth along its normal through a least-squares inverse instead
     gives unbalanced forces that shove a small object out of the hand before any pull.
     """
     F = torch.where(pressing.unsqueeze(-1), forces, torch.zeros_like(forces)).to(J.dtype)
-    dq = torch.einsum("bkcd,bkc->bd", J, F)
+    tau = torch.einsum("bkcd,bkc->bd", J, F)
+    dq = tau if stiffness is None else tau / stiffness.to(J.dtype)
     move = torch.einsum("bkcd,bd->bkc", J, dq)
-    f_dir = F / F.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    f_norm = F.norm(dim=-1)
+    f_dir = F / f_norm.unsqueeze(-1).clamp_min(1e-12)
     press = ((move * f_dir).sum(-1) * pressing).sum(1) / pressing.sum(1).clamp_min(1)
     scale = torch.where(press > 1e-12, depth / press.clamp_min(1e-12), torch.zeros_like(press))
+    if stiffness is not None and min_force > 0:
+        # offsets tau / K scaled by s give servo torques s J^T F: contact forces s F at rest
+        floor = min_force / f_norm.sum(1).clamp_min(1e-12)
+        scale = torch.where(press > 1e-12, torch.maximum(scale, floor), scale)
     return dq * scale.unsqueeze(1)
 
 
+def servo_stiffness(hand: HandModel) -> torch.Tensor:
+    """(D,) the position-servo stiffness of each actuated joint in the evaluation protocols
+    (``PhysicsConfig`` kp_revolute N m/rad or kp_prismatic N/m), times m^2 for a joint driven
+    through a link whose joint value is m q + offset."""
+    tree = hand.description.tree
+    physics = PhysicsConfig()
+    kp = np.array([physics.kp_revolute if t == "revolute" else physics.kp_prismatic for t in tree.actuated_joint_types()])
+    driver = driver_links(tree)
+    m = np.array([tree.multiplier[driver[j]] for j in range(tree.dof)], np.float64)
+    return torch.as_tensor(kp * m * m, dtype=hand.dtype, device=hand.device)
+
+
 def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Tensor, object_normals: torch.Tensor,
-                         distance: torch.Tensor | None = None, forces: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                         distance: torch.Tensor | None = None, forces: torch.Tensor | None = None,
+                         min_force: float = SQUEEZE_MIN_FORCE) -> tuple[torch.Tensor, torch.Tensor]:
     """Pre-grasp (opened) and squeeze (closed) joint targets (B, D) for optimised grasps (METHOD.md s. 7).
 
     Pre-grasp moves every contact ``PREGRASP_OPEN`` out along the object normal.
@@ -92,7 +126,8 @@ def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Te
       :meth:`GraspEnergy.qp_solution`): short contacts first close their gap, then the touching
       contacts press with joint torques J^T F (:func:`balanced_squeeze_offsets`,
       ``BALANCED_SQUEEZE_DEPTH``). On 25 YCB objects this raised strict-protocol success from
-      65.5 % to ~75 % for the same grasps.
+      65.5 % to ~75 % for the same grasps. Long fingers press deeper, so that the protocols'
+      servos hold the object with at least ``min_force`` N in all (:func:`servo_stiffness`).
     """
     with torch.no_grad():
         J = hand.contact_jacobian(hand.forward_kinematics(pose), contacts)
@@ -109,7 +144,8 @@ def pregrasp_and_squeeze(hand: HandModel, pose: torch.Tensor, contacts: torch.Te
                 sq = joint_offsets(J, torch.where(touching.unsqueeze(-1), -object_normals * (SQUEEZE_DEPTH + gap), torch.zeros_like(object_normals)))
             else:
                 close = joint_offsets(J, torch.where(touching.unsqueeze(-1), -object_normals * gap, torch.zeros_like(object_normals)))
-                sq = close + balanced_squeeze_offsets(J, forces, touching, BALANCED_SQUEEZE_DEPTH)
+                sq = close + balanced_squeeze_offsets(J, forces, touching, BALANCED_SQUEEZE_DEPTH, servo_stiffness(hand),
+                                                      min_force)
         out = []
         for dq in (pre, sq):
             dq = torch.maximum(torch.minimum(dq, limit), -limit)
