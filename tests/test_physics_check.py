@@ -12,7 +12,7 @@ from graspforge.io.grasp_set import GraspSet, GraspSetError
 from graspforge.pipelines.evaluation import evaluate_grasp_set
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.pipelines.synthesis import _fill_failures, round_seed, synthesize
+from graspforge.pipelines.synthesis import _fill_failures, candidate_seed, round_seed, synthesize
 
 
 def _tiny_set(n: int, offset: float, success: list[bool], obj_hash: str = "h") -> GraspSet:
@@ -106,3 +106,40 @@ def test_checked_synthesis_does_not_depend_on_the_batch(checked_runs):
     for k in ("root_position", "root_quaternion", "joint_positions", "squeeze_joint_positions"):
         np.testing.assert_array_equal(getattr(a, k), getattr(b, k))
     np.testing.assert_array_equal(a.extra["synthesis_round"], b.extra["synthesis_round"])
+
+
+# -- best of N candidates per grasp -------------------------------------------------------------------
+
+def test_best_of_keeps_each_slots_lowest_energy_candidate():
+    """Grasp i of a best-of-2 run is whichever of grasp i of the run's own seed and of candidate seed 1
+    has the lower energy, with that round in ``extra["candidate"]``; batching two objects changes
+    nothing; the progress count runs on over both rounds."""
+    torch.set_num_threads(1)
+    hand = load_hand("allegro")
+    box, sphere = load_object("box"), load_object("sphere:radius=0.035")
+    base = {"grasps": 4, "contacts": 6, "optimizer.iterations": 30, "energy.object_points": 300, "seed": 3}
+    a = synthesize(hand, [box], load_config(overrides=base)).grasp_sets[0]
+    b = synthesize(hand, [box], load_config(overrides={**base, "seed": candidate_seed(3, 1)})).grasp_sets[0]
+    assert not np.array_equal(a.energy, b.energy)
+    steps = []
+    cfg = load_config(overrides={**base, "best_of": 2})
+    both = synthesize(hand, [box, sphere], cfg, progress=lambda opt, n: steps.append(n)).grasp_sets[0]
+    pick_b = b.energy < a.energy
+    np.testing.assert_array_equal(both.extra["candidate"], pick_b.astype(np.int64))
+    np.testing.assert_array_equal(both.joint_positions, np.where(pick_b[:, None], b.joint_positions, a.joint_positions))
+    np.testing.assert_array_equal(both.energy, np.minimum(a.energy, b.energy))
+    alone = synthesize(hand, [box], cfg).grasp_sets[0]
+    np.testing.assert_array_equal(alone.joint_positions, both.joint_positions)
+    per_round = cfg.optimizer.iterations + cfg.optimizer.refine_iterations
+    assert max(steps) == 2 * per_round and steps == sorted(steps)
+    assert "candidate" not in a.extra  # best of 1 writes what it always wrote
+
+
+def test_best_of_is_validated():
+    for bad in (0, -1, 65):
+        with pytest.raises(ConfigError, match="best_of"):
+            load_config(overrides={"best_of": bad})
+    assert candidate_seed(5, 0) == 5 and candidate_seed(5, 1) not in {round_seed(5, r) for r in range(4)}
+    from graspforge.cli.generate import synthesis_overrides
+
+    assert load_config(overrides=synthesis_overrides(best_of=3)).best_of == 3  # generate --best-of 3

@@ -214,6 +214,9 @@ class GenerateConfig:
     # built-in hands; 4 for hands imported without a contact file)
     contacts: int = 0
     grasps: int = 32  # per object
+    # candidates per grasp: each grasp slot is optimised in ``best_of`` independent populations (seeds
+    # derived from the run's) and keeps the lowest-energy candidate; costs best_of x the synthesis
+    best_of: int = 1
     seed: int = 0
     device: str = "cpu"
     # CPU threads for torch and the kernels. 1 by default: an optimiser step is many small ops, which
@@ -235,6 +238,8 @@ class GenerateConfig:
             raise ConfigError("contacts must be >= 1 (or 0: the hand's own)")
         if self.grasps < 1:
             raise ConfigError("grasps must be >= 1")
+        if not 1 <= self.best_of <= 64:
+            raise ConfigError(f"best_of must be in [1, 64] (candidates per grasp), got {self.best_of}")
         if not self.objects:
             raise ConfigError("no objects given")
         if self.threads < 0:

@@ -36,6 +36,9 @@ def add_parser(sub) -> None:
                    "temperature decay, resets) is compressed to fit, so a short run still ends cold (--set optimizer.iterations=N "
                    "changes the count alone)")
     p.add_argument("--seed", type=int, help="random seed; the same seed reproduces a run bit for bit on one machine")
+    p.add_argument("--best-of", type=int, metavar="N",
+                   help="optimise each grasp N times (independent populations) and keep the lowest-energy one (default 1; "
+                        "costs N syntheses)")
     p.add_argument("--check-rounds", type=int, metavar="N",
                    help="physics check in the loop: simulate every grasp (check.protocol, default dexgraspbench) and replace "
                         "failing ones from up to N fresh synthesis rounds (default 0: off; each round costs one more synthesis)")
@@ -72,10 +75,11 @@ def check_device(name: str):
 def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) -> dict:
     """Dotted config overrides from command-line values (``None`` = not given) and ``--set KEY=VALUE`` items.
 
-    ``values`` keys: hand, objects, grasps, contacts, seed, device, out, energy, optimizer, check_rounds, check_hand.
+    ``values`` keys: hand, objects, grasps, contacts, best_of, seed, device, out, energy, optimizer, check_rounds, check_hand.
     ``--iterations`` is not an override: :func:`with_iterations` compresses the schedule after loading.
     """
-    keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "seed": "seed", "device": "device",
+    keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "best_of": "best_of", "seed": "seed",
+            "device": "device",
             "out": "out", "energy": "energy.method", "optimizer": "optimizer.name",
             "check_rounds": "check.rounds", "check_hand": "check.hand"}
     o: dict = {keys[k]: v for k, v in values.items() if v is not None}
@@ -91,7 +95,7 @@ def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) ->
 
 def _overrides(args: argparse.Namespace) -> dict:
     return synthesis_overrides(args.set, args.resume, hand=args.hand, objects=args.objects, grasps=args.grasps, contacts=args.contacts,
-                               seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
+                               best_of=args.best_of, seed=args.seed, device=args.device, out=args.out, energy=args.energy, optimizer=args.optimizer,
                                check_rounds=args.check_rounds,
                                check_hand=args.check_hand)
 
@@ -237,7 +241,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 names = ", ".join(o.name for o, _ in chunk)
                 bar = None
                 if not args.quiet:
-                    bar = progress_bar(cfg.optimizer.iterations + cfg.optimizer.refine_iterations, f"{names[:40]} [{gtype}]", "it")
+                    bar = progress_bar(cfg.best_of * (cfg.optimizer.iterations + cfg.optimizer.refine_iterations),
+                                       f"{names[:40]} [{gtype}]", "it")
 
                 def progress(opt, done, bar=bar):
                     # called every few steps, after the optimiser read its device counters
