@@ -2,7 +2,8 @@
 ``hands check``, synthesis on YCB objects, MuJoCo evaluation; one table row per hand.
 
     python bench/import_zoo.py DIR... [--objects 013_apple 005_tomato_soup_can] [--grasps 16]
-        [--iterations 1500] [--flags FILE_STEM='--thumb L --closing J=+1' ...] [--smoke] [--threads 1]
+        [--iterations 1500] [--flags FILE_STEM='--thumb L --closing J=+1' ...] [--generate-flags '--best-of 2']
+        [--smoke] [--threads 1]
 
 Every ``*.xml`` / ``*.urdf`` under the folders is tried (files MuJoCo or the URDF parser refuse count
 as "import failed", with the reason). Each step runs the real CLI in a subprocess, with the hand
@@ -42,7 +43,7 @@ def last_line(r: subprocess.CompletedProcess) -> str:
 
 def run_hand(model: Path, work: Path, args) -> dict:
     name = model.stem.replace(" ", "_")
-    row: dict = {"hand": name, "file": str(model), "flags": args.flags.get(model.stem, "")}
+    row: dict = {"hand": name, "file": str(model), "flags": args.flags.get(model.stem, ""), "generate_flags": args.generate_flags}
     folder = work / "hands" / name
     t = time.perf_counter()
     r = cli(["hands", "import", str(model), "--name", name, "--out", str(folder), "--force", "--json", *shlex.split(row["flags"])], args.threads)
@@ -61,7 +62,7 @@ def run_hand(model: Path, work: Path, args) -> dict:
         out = work / "grasps" / name / obj
         t = time.perf_counter()
         r = cli(["generate", "--hand", str(folder), "--object", str(YCB / obj / f"{obj}.obj"), "--grasps", str(args.grasps),
-                 "--iterations", str(args.iterations), "--out", str(out), "--quiet"], args.threads)
+                 "--iterations", str(args.iterations), "--out", str(out), "--quiet", *shlex.split(args.generate_flags)], args.threads)
         row[f"{obj}_synth_s"] = round(time.perf_counter() - t, 1)
         if r.returncode != 0:
             row[obj] = "synthesis failed: " + last_line(r)
@@ -100,6 +101,7 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=1500)
     ap.add_argument("--only", nargs="+", default=None, metavar="STEM", help="only these file stems")
     ap.add_argument("--flags", nargs="+", default=[], metavar="STEM=FLAGS", help="import flags for one hand file, e.g. jaco=\"--thumb thumb_distal\"")
+    ap.add_argument("--generate-flags", default="", metavar="FLAGS", help="extra flags for every generate call, e.g. \"--best-of 2\"")
     ap.add_argument("--smoke", action="store_true", help="run hands check's synthesis smoke test too (slower)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", type=Path, default=None, help="keep hands and grasps here (default: a temp folder)")

@@ -25,7 +25,7 @@ import trimesh
 from ..config import PhysicsConfig
 from ..errors import GraspforgeError
 from ..hands.description import HandDescription
-from ..hands.kinematics import REVOLUTE
+from ..hands.kinematics import REVOLUTE, driver_links
 from ..hands.meshes import LinkMeshes
 from ..hands.mjcf import compile_without_missing_meshes
 
@@ -256,19 +256,6 @@ def _new_spec(name: str, physics: PhysicsConfig) -> mujoco.MjSpec:
     spec.option.impratio = physics.impratio
     spec.option.gravity = [0.0, 0.0, -9.81] if physics.gravity else [0.0, 0.0, 0.0]
     return spec
-
-
-def driver_links(tree) -> dict[int, int]:
-    """Actuated joint index -> the link whose joint it drives: the link whose joint carries the
-    actuated name, else (a coupled joint without a joint of its own name) its first follower."""
-    driver = {}
-    for l in range(tree.num_links):
-        if tree.q_index[l] >= 0 and tree.joint_names[l] in tree.actuated_joints:
-            driver[tree.actuated_joints.index(tree.joint_names[l])] = l
-    for j in range(len(tree.actuated_joints)):
-        if j not in driver:
-            driver[j] = int(np.flatnonzero(tree.q_index == j)[0])
-    return driver
 
 
 def _driver_range(tree, j: int, l: int) -> list[float]:

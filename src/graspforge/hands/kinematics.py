@@ -204,6 +204,20 @@ class KinematicTree:
         return T
 
 
+def driver_links(tree: KinematicTree) -> dict[int, int]:
+    """Actuated joint index -> the link whose joint it drives (where a simulator puts its servo):
+    the link whose joint carries the actuated name, else (a coupled joint without a joint of its own
+    name) its first follower."""
+    driver = {}
+    for l in range(tree.num_links):
+        if tree.q_index[l] >= 0 and tree.joint_names[l] in tree.actuated_joints:
+            driver[tree.actuated_joints.index(tree.joint_names[l])] = l
+    for j in range(len(tree.actuated_joints)):
+        if j not in driver:
+            driver[j] = int(np.flatnonzero(tree.q_index == j)[0])
+    return driver
+
+
 def narrow_to_followers(lower: np.ndarray, upper: np.ndarray, followers) -> tuple[list[str], list[str]]:
     """Narrow driver ranges ``lower`` / ``upper`` (D,) in place so that each coupled follower stays
     in its own range. ``followers``: (follower name, driver index, driver name, multiplier, offset,

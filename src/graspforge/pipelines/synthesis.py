@@ -15,10 +15,10 @@ import torch
 
 from ..config import EvaluateConfig, GenerateConfig, PhysicsCheckConfig, PhysicsConfig, dump_toml, physics_protocol
 from ..energy.model import GraspEnergy
-from ..evaluate.scene import driver_links
 from ..energy.scene import ObjectBatch
 from ..geometry.rotations import matrix_to_quaternion, rot6d_to_matrix
 from ..hands.description import HandDescription, is_thumb_link
+from ..hands.kinematics import driver_links
 from ..hands.model import HandModel
 from ..io.export import other_hand_model
 from ..io.grasp_set import GraspSet
