@@ -395,6 +395,7 @@ def test_cli_import_prints_what_it_inferred_and_takes_the_flags(tmp_path, hands_
     assert "inferred (each settled by the flag named)" in out
     assert "left_j +1 (--closing)" in out and "right_j -1 (--closing)" in out
     assert "angle unit: radian (the file's <compiler angle>)" in out
+    assert "generate --best-of 2" in out  # no contact file: its candidates are generated
     assert load_hand_description("gcli").provenance["inferred"]["link_geometry"] == "mesh"
     assert main(["hands", "import", str(path), "--name", "gbad", "--closing", "left_j=up"]) != 0
     assert "expected JOINT=+1" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import torch
 
 from ..config import ConfigError
 from ..hands import builtin_hand_names, import_hand, load_hand, load_hand_description, user_hand_names
-from ..hands.description import BuildOptions, HandDescription
+from ..hands.description import AUTO_CANDIDATE_CONTACTS, BuildOptions, HandDescription
 from ..pipelines.synthesis import smoke_test
 from ..viz import render_hand
 from .generate import check_device
@@ -242,6 +242,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         _print_summary(s)
         print(f"\nwritten to {folder}; use it as --hand {args.name if args.out is None else folder}")
+        if desc.contacts == AUTO_CANDIDATE_CONTACTS:
+            # generated candidates converge less surely than a hand-made contact file's
+            print("generate --best-of 2 keeps the lower-energy of two candidates per grasp: on the reference hands imported "
+                  "without their contact files, strict success 79 % -> 89 % at twice the synthesis time (a run twice as "
+                  "long: 84 %)")
     return 0
 
 
