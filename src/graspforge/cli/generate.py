@@ -79,8 +79,7 @@ def synthesis_overrides(sets: list[str] = (), resume: bool = False, **values) ->
     ``--iterations`` is not an override: :func:`with_iterations` compresses the schedule after loading.
     """
     keys = {"hand": "hand", "objects": "objects", "grasps": "grasps", "contacts": "contacts", "best_of": "best_of", "seed": "seed",
-            "device": "device",
-            "out": "out", "energy": "energy.method", "optimizer": "optimizer.name",
+            "device": "device", "out": "out", "energy": "energy.method", "optimizer": "optimizer.name",
             "check_rounds": "check.rounds", "check_hand": "check.hand"}
     o: dict = {keys[k]: v for k, v in values.items() if v is not None}
     if resume:
