@@ -85,6 +85,17 @@ def test_inferred_structure_agrees_with_recorded_facts(hand, tmp_path):
         assert set(d.grasp_types) == {"full", "precision", "pinch", "fingertip"}
 
 
+def test_inferred_approach_of_a_three_finger_gripper_bisects_thumb_and_fingers(tmp_path):
+    """The Robotiq 3-finger's two fingers splay away from its thumb when straight; their mean
+    direction alone tilts 25 deg off the recorded approach. With the thumb's direction bisected in,
+    the inferred approach is within 5 deg of the recorded one."""
+    bare = bare_copy("robotiq3", tmp_path)
+    d = load_hand_description(bare, options=BuildOptions(use_known_facts=False), use_cache=False)
+    known = KNOWN_HANDS[parse_urdf(next(bare.glob("*.urdf"))).name]
+    assert d.provenance["inferred"]["thumb"] == "RIQ_link_3_joint_a"
+    assert np.degrees(np.arccos(np.clip(d.approach_axis @ np.array(known["approach_axis"]), -1, 1))) < 5
+
+
 def test_inferred_closing_directions_allegro(tmp_path):
     d = load_hand_description(bare_copy("allegro", tmp_path), options=BuildOptions(use_known_facts=False), use_cache=False)
     from graspforge.hands import structure

@@ -386,11 +386,12 @@ def hand_axes(tree: KinematicTree, q: np.ndarray, centres: np.ndarray, palm: int
     if not use:
         return np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.0, 0.0])
     T = tree.forward_numpy(straight)
-    dirs = []
-    for f in use:
+
+    def direction(f: Finger) -> np.ndarray | None:
         d = to_root(T, f.tip, centres[f.tip]) - T[f.links[0], :3, 3]
-        if np.linalg.norm(d) > 1e-9:
-            dirs.append(d / np.linalg.norm(d))
+        return d / np.linalg.norm(d) if np.linalg.norm(d) > 1e-9 else None
+
+    dirs = [d for d in map(direction, use) if d is not None]
     fdir = np.mean(dirs, 0) if dirs else np.array([0.0, 0.0, 1.0])
     fdir = fdir / max(np.linalg.norm(fdir), 1e-12)
     tips = np.array([f.tip for f in use])
@@ -410,6 +411,14 @@ def hand_axes(tree: KinematicTree, q: np.ndarray, centres: np.ndarray, palm: int
         up = np.cross(fdir, a)
     else:
         a = fdir
+        if opposed:
+            # the thumb is one side of the gripper, the other fingers the other: a spread the fingers
+            # share (the Robotiq 3-finger's splay away from its thumb, 25 deg) tilts their mean away
+            # from the hand's centre line, and the thumb's direction tilts the other way. Their
+            # bisector is the centre line.
+            td = direction(thumbs[0])
+            if td is not None and np.linalg.norm(fdir + td) > 1e-6:
+                a = (fdir + td) / np.linalg.norm(fdir + td)
         ref = v[np.argmax(np.linalg.norm(v, axis=1))]
         side = sum(vi * np.sign(vi @ ref) for vi in v)
         side = side - a * (side @ a)
