@@ -696,6 +696,22 @@ def test_an_imported_hand_synthesises_with_its_own_contact_count(tmp_path, hands
         assert gs.contact_indices.shape == (2, want)
 
 
+def test_mirrored_servos_of_a_dexterous_hand_are_not_a_gripper(tmp_path, hands_dir):
+    """A thumb servo commanding -1.5..0 mirrors a flexion servo's 0..1.5 by coincidence on a hand of
+    six servos (gymnasium's Shadow: FFJ2 and THJ0): no gripper warning. The same pair as the
+    hand's only two servos is one."""
+    names = ["FFJ2", "FFJ1", "MFJ2", "MFJ1", "THJ2", "THJ1"]
+
+    def servos(which):
+        return "<actuator>" + "".join(f'<position name="a{n}" joint="robot0:{n}" kp="5" ctrlrange="{"-1.5 0" if n == "THJ2" else "0 1.5"}"/>'
+                                      for n in which) + "</actuator>"
+
+    d, _ = import_hand(write(tmp_path, "h.xml", hand_xml(forearm=False, tendons=servos(names))), "h6")
+    assert not any("mirror" in w for w in d.warnings)
+    d2, _ = import_hand(write(tmp_path, "h2.xml", hand_xml(forearm=False, tendons=servos(["FFJ2", "THJ2"]))), "h2")
+    assert any("mirror" in w and "--couple robot0:THJ2=robot0:FFJ2:-1" in w for w in d2.warnings)
+
+
 def test_mirrored_servos_name_the_couple_flag_which_makes_one_dof(tmp_path, hands_dir, capsys):
     """The toy gripper's servos command 0..0.7 and -0.7..0: the import says so and names
     --couple; with it the gripper has one DoF whose follower mirrors the driver (MuJoCo's

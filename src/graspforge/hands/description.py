@@ -432,6 +432,11 @@ def stage_couplings(parsed: ParsedHand, known: dict, opt: BuildOptions, warnings
     return tree
 
 
+#: A hand with more servo-driven joints than this is not a parallel gripper whose sides one command
+#: drives (the Panda and Robotiq 2F-140 files have 2; a gripper on a wrist or with a scissor, 3-4).
+MIRRORED_SERVOS_MAX = 4
+
+
 def _warn_mirrored_servos(parsed: ParsedHand, tree: KinematicTree, warnings: list[str]) -> None:
     """Warn about pairs of independent actuated joints whose servos command mirrored one-sided
     ranges ([lo, hi] and [-hi, -lo], one end 0): a parallel gripper's two sides, which the program
@@ -441,6 +446,10 @@ def _warn_mirrored_servos(parsed: ParsedHand, tree: KinematicTree, warnings: lis
     (robosuite's 2F-140: 75 / 38 % strict on apple / can independent, 6 / 6 % coupled)."""
     cmd = parsed.command_ranges
     act = [j for j in tree.actuated_joints if j in cmd]
+    if len(act) > MIRRORED_SERVOS_MAX:
+        # a dexterous hand: flexion servos (0..hi) and a thumb's (-hi..0) mirror by coincidence
+        # (gymnasium's Shadow: FFJ2 and THJ0), and no one drives its fingers as a gripper's sides
+        return
     used: set[str] = set()
     for a in act:
         for b in act:
