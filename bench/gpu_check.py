@@ -114,7 +114,8 @@ def env_stage(objects: list[str]) -> dict:
 def tests_stage(timeout: float) -> dict:
     t = time.perf_counter()
     try:
-        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "-rs",
+        # -o addopts: one process (one GPU; the bare image may lack pytest-xdist, which the project's -n needs)
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider", "-m", "cuda", "-rs",
                             "tests/test_cuda.py", "tests/test_qp_fixed.py"],
                            capture_output=True, text=True, timeout=timeout, cwd=REPO)
         rc, out = p.returncode, p.stdout + p.stderr

@@ -45,13 +45,18 @@ def test_generate_writes_grasp_sets_and_resumes(tmp_path):
     assert np.isfinite(GraspSet.load(files[0]).energy).all()
 
 
-def test_generate_rejects_bad_input(tmp_path):
-    r = run("generate", "--grasp-type", "power", "--iterations", "1", "--out", str(tmp_path))
-    assert r.returncode == 1 and "no grasp type 'power'" in r.stderr
-    r = run("generate", "--object", "no_such_object", "--iterations", "1", "--out", str(tmp_path))
-    assert r.returncode == 1 and "no_such_object" in r.stderr and "Traceback" not in r.stderr
-    r = run("generate", "--set", "energy.w_pen=abc", "--out", str(tmp_path))
-    assert r.returncode == 1 and "energy.w_pen must be a number" in r.stderr
+def test_generate_rejects_bad_input(tmp_path, capsys):
+    from graspforge.cli.main import main
+
+    def refused(*args: str) -> str:
+        """Run in this process (a refusal needs no fresh interpreter); returns stderr."""
+        assert main(["generate", *args]) == 1
+        return capsys.readouterr().err
+
+    assert "no grasp type 'power'" in refused("--grasp-type", "power", "--iterations", "1", "--out", str(tmp_path))
+    err = refused("--object", "no_such_object", "--iterations", "1", "--out", str(tmp_path))
+    assert "no_such_object" in err and "Traceback" not in err
+    assert "energy.w_pen must be a number" in refused("--set", "energy.w_pen=abc", "--out", str(tmp_path))
     # nonsense is refused before anything is written: no output folder, no config.toml
     broken = tmp_path / "broken_hand.xml"
     broken.write_text("<mujoco><worldbody><body name='palm'>")
@@ -60,8 +65,8 @@ def test_generate_rejects_bad_input(tmp_path):
                       (["--check-rounds", "-1"], "check.rounds must be in [0, 100]"),
                       (["--check-rounds", "1", "--check-hand", str(broken)], "MuJoCo cannot load it")):
         out = tmp_path / f"never_{bad[0].strip('-')}"
-        r = run("generate", *bad, "--out", str(out))
-        assert r.returncode == 1 and says in r.stderr, r.stderr
+        err = refused(*bad, "--out", str(out))
+        assert says in err, err
         assert not out.exists(), bad
     # more contacts than the grasp type has candidates: a warning, and the run goes on
     r = run("generate", "--hand", "panda", "--contacts", "40", "--iterations", "2", "--grasps", "2", "--quiet",
