@@ -5,6 +5,8 @@ they close. Real MuJoCo parsing throughout; MuJoCo itself is the reference for k
 
 from __future__ import annotations
 
+import json
+
 import mujoco
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from graspforge.cli.main import main
 from graspforge.errors import HandLoadError
 from graspforge.hands import BuildOptions, import_hand, load_hand_description
-from graspforge.hands.description import is_thumb_link, parse_axis
+from graspforge.hands.description import HandDescription, is_thumb_link, parse_axis
 from graspforge.hands.mjcf import parse_mjcf
 
 
@@ -687,6 +689,19 @@ def test_an_imported_hand_synthesises_with_its_own_contact_count(tmp_path, hands
     assert desc.contacts == AUTO_CANDIDATE_CONTACTS == 4
     assert load_hand_description(str(folder)).contacts == 4
     assert load_hand_description("allegro").contacts == 12
+    # a hand.json written before it recorded the count: generated candidates still mean 4
+    meta = json.loads((folder / "hand.json").read_text())
+    del meta["contacts"]
+    (folder / "hand.json").write_text(json.dumps(meta))
+    assert HandDescription.load(folder).contacts == 4
+    curated = load_hand_description("allegro")
+    assert "contact_points.json" in curated.provenance["source_files_sha256"]
+    curated.contacts = 5
+    curated.save(tmp_path / "allegro_copy")
+    meta = json.loads((tmp_path / "allegro_copy" / "hand.json").read_text())
+    del meta["contacts"]
+    (tmp_path / "allegro_copy" / "hand.json").write_text(json.dumps(meta))
+    assert HandDescription.load(tmp_path / "allegro_copy").contacts == 12
     for extra, want in (([], 4), (["--contacts", "6"], 6)):
         out = tmp_path / f"run{want}"
         assert main(["generate", "--hand", str(folder), "--object", "sphere:radius=0.03", "--grasps", "2", "--iterations", "4",

@@ -110,6 +110,15 @@ AUTO_CANDIDATE_CONTACTS = 4
 PAPER_CONTACTS = 12
 
 
+def _contacts_of_older_file(provenance: dict) -> int:
+    """Contacts per grasp for a ``hand.json`` written before it recorded them: an imported hand
+    whose source files did not include a contact file had generated candidates."""
+    files = provenance.get("source_files_sha256")
+    if isinstance(files, dict) and not any(str(f).endswith("contact_points.json") for f in files):
+        return AUTO_CANDIDATE_CONTACTS
+    return PAPER_CONTACTS
+
+
 @dataclass
 class HandDescription:
     name: str
@@ -251,7 +260,7 @@ class HandDescription:
                 canonical_q=np.asarray(meta["canonical_q"], np.float64),
                 approach_axis=np.asarray(meta["approach_axis"], np.float64),
                 up_axis=np.asarray(meta["up_axis"], np.float64),
-                contacts=int(meta.get("contacts", PAPER_CONTACTS)),
+                contacts=int(meta["contacts"]) if "contacts" in meta else _contacts_of_older_file(meta.get("provenance", {})),
                 provenance=dict(meta.get("provenance", {})),
                 warnings=list(meta.get("warnings", [])),
             )
