@@ -96,6 +96,21 @@ def test_inferred_approach_of_a_three_finger_gripper_bisects_thumb_and_fingers(t
     assert np.degrees(np.arccos(np.clip(d.approach_axis @ np.array(known["approach_axis"]), -1, 1))) < 5
 
 
+def test_recorded_axes_follow_a_root_link_below_the_files_root(tmp_path):
+    """The Shadow's recorded axes are facts about its URDF's root; cut at the palm (--root-link),
+    whose frame is turned 90 deg about x from it, they are the same directions in the hand: the
+    palm's frame turned back into the root's gives the recorded approach and up."""
+    bare = bare_copy("shadow_hand", tmp_path)
+    full = load_hand_description(bare, use_cache=False)
+    cut = load_hand_description(bare, options=BuildOptions(root_link="robot0_palm"), use_cache=False)
+    known = KNOWN_HANDS[parse_urdf(next(bare.glob("*.urdf"))).name]
+    np.testing.assert_allclose(full.approach_axis, known["approach_axis"], atol=1e-9)
+    R = full.tree.forward_numpy(np.clip(np.zeros(full.dof), full.tree.lower, full.tree.upper))[full.tree.link_index("robot0_palm"), :3, :3]
+    assert abs(cut.approach_axis @ np.array(known["approach_axis"])) < 0.1  # not the root's numbers copied
+    np.testing.assert_allclose(R @ cut.approach_axis, known["approach_axis"], atol=1e-6)
+    np.testing.assert_allclose(R @ cut.up_axis, known["up_axis"], atol=1e-6)
+
+
 def test_inferred_closing_directions_allegro(tmp_path):
     d = load_hand_description(bare_copy("allegro", tmp_path), options=BuildOptions(use_known_facts=False), use_cache=False)
     from graspforge.hands import structure

@@ -788,6 +788,21 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
     return grasp_types
 
 
+def _known_axes_below(tree: KinematicTree, root_link: str, known: dict) -> dict:
+    """``known`` with its recorded axes (facts about the file's root frame) turned into the frame of
+    ``root_link``, which becomes the root under ``--root-link``; the joints above it at their
+    recorded open values (0 clipped into range where none is recorded)."""
+    if root_link not in tree.link_names:
+        return known  # stage_couplings names the bad link
+    q = np.clip(np.zeros(tree.dof), tree.lower, tree.upper)
+    for j, v in known.get("canonical", {}).items():
+        if j in tree.actuated_joints:
+            q[tree.actuated_joints.index(j)] = v
+    R = tree.forward_numpy(q)[tree.link_names.index(root_link), :3, :3]
+    return {**known, "approach_axis": (R.T @ np.asarray(known["approach_axis"], float)).tolist(),
+            "up_axis": (R.T @ np.asarray(known["up_axis"], float)).tolist()}
+
+
 def stage_frame(parsed: ParsedHand, tree: KinematicTree, st: HandStructure, known: dict, opt: BuildOptions,
                 contact_normals: np.ndarray, contact_links: np.ndarray, warnings: list[str]) -> tuple[np.ndarray, np.ndarray, str]:
     """The hand frame: approach and up axes (root frame, unit) and where they came from.
@@ -929,6 +944,8 @@ def build_hand_description(
     hand_dir = Path(hand_dir) if hand_dir is not None else parsed.source.parent
     warnings = list(parsed.warnings)
     known = KNOWN_HANDS.get(parsed.name, {}) if opt.use_known_facts else {}
+    if opt.root_link and "approach_axis" in known:
+        known = _known_axes_below(parsed.tree, opt.root_link, known)
     sources = [parsed.source]
     tree = stage_couplings(parsed, known, opt, warnings)
     _warn_mirrored_servos(parsed, tree, warnings)
