@@ -11,7 +11,8 @@ import torch
 from graspforge.config import GenerateConfig, OptimizerConfig, load_config
 from graspforge.hands import load_hand
 from graspforge.objects import load_object
-from graspforge.optimize.init import REFERENCE_REACH, HullSampler, init_setback, initial_joints, initial_root_poses
+from graspforge.optimize.init import (REFERENCE_OFFSET, REFERENCE_REACH, HullSampler, init_offset, init_setback, initial_joints,
+                                      initial_root_poses)
 from graspforge.optimize.mala import GraspOptimizer
 from graspforge.optimize.rng import CounterRNG
 from graspforge.geometry.rotations import rot6d_to_matrix
@@ -111,6 +112,35 @@ def test_long_reaching_gripper_starts_set_back_the_reference_hands_do_not(hand, 
     near = initial_root_poses(stalk, p, n, cfg, u)
     far = initial_root_poses(stalk, p, n, cfg, u, sb)
     assert float(far[0, 2] - near[0, 2]) == pytest.approx(sb, abs=1e-6)
+
+
+def test_hand_rooted_off_its_geometry_starts_centred_the_reference_hands_do_not(hand, tmp_path, monkeypatch):
+    """A hand whose geometry lies far off the approach line through its root (here the stalk
+    gripper told to approach along x: its flange and fingers sit 0.1-0.25 m up z) is started with
+    its surface centroid REFERENCE_OFFSET from the line through the object point, not its root on it;
+    the reference hands are unchanged."""
+    from graspforge.hands import BuildOptions, import_hand
+    from graspforge.hands.model import HandModel
+
+    assert not init_offset(hand).any()  # Allegro: 0.057 m off its root's line
+    monkeypatch.setenv("GRASPFORGE_HANDS_DIR", str(tmp_path / "hands"))
+    monkeypatch.setenv("GRASPFORGE_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "stalk.xml").write_text(STALK_GRIPPER)
+    d, _ = import_hand(tmp_path / "stalk.xml", "sideways", options=BuildOptions(approach="x", up="y"))
+    side = HandModel(d)
+    c = side.surface_points(side.forward_kinematics(side.canonical_pose(1)))[0].mean(0)
+    lateral = c - torch.tensor([1.0, 0.0, 0.0]) * c[0]
+    assert float(torch.linalg.norm(lateral)) > 0.1
+    off = init_offset(side)
+    torch.testing.assert_close(off, lateral * (1 - REFERENCE_OFFSET / torch.linalg.norm(lateral)))
+    p = torch.tensor([[0.0, 0.0, 0.1]])
+    n = torch.tensor([[0.0, 0.0, 1.0]])
+    u = torch.full((1, 4), 0.5)  # no jitter
+    root = initial_root_poses(side, p, n, GenerateConfig().init, u, 0.0, off)
+    R, t = rot6d_to_matrix(root[:, 3:9])[0], root[0, :3]
+    cw = R @ c + t  # the centroid in the world: REFERENCE_OFFSET from the line through p along n
+    assert float(torch.linalg.norm((cw - p[0]) - n[0] * ((cw - p[0]) @ n[0]))) == pytest.approx(REFERENCE_OFFSET, abs=1e-5)
+    assert float(torch.linalg.norm(R @ off + t - p[0] - n[0] * ((R @ off + t - p[0]) @ n[0]))) < 1e-6
 
 
 class _Quadratic:

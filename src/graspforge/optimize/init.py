@@ -73,12 +73,35 @@ def init_setback(hand: HandModel) -> float:
     return max(0.0, reach - REFERENCE_REACH)
 
 
+#: How far (m) the reference hands' geometry lies off the approach line through their root, in the
+#: open pose (centroid of the surface samples: Allegro 0.057, Shadow 0.035, Ability 0.023, grippers
+#: < 0.021): the init places the root on the line through the object point, and was tuned for
+#: hands like these. A hand rooted at the heel of its palm (gymnasium's Shadow, robosuite's Inspire
+#: and Fourier: 0.10-0.11 m) would start with the object at its wrist; it is shifted by the excess.
+REFERENCE_OFFSET = 0.06
+
+
+def init_offset(hand: HandModel) -> torch.Tensor:
+    """(3,) root frame, m: the point the init puts on the line through the object point instead of the
+    root origin. Zero unless the centroid of the hand's surface samples (canonical pose) lies more
+    than :data:`REFERENCE_OFFSET` off the approach line through the root; then the part of its
+    offset beyond that (0 for the reference hands)."""
+    with torch.no_grad():
+        pts = hand.surface_points(hand.forward_kinematics(hand.canonical_pose(1)))[0]
+        a = torch.nn.functional.normalize(hand.approach_axis, dim=0)
+        c = pts.mean(0) if len(pts) else torch.zeros_like(a)
+        lateral = c - a * (c @ a)
+        r = float(torch.linalg.norm(lateral))
+    return lateral * (1.0 - REFERENCE_OFFSET / r) if r > REFERENCE_OFFSET else torch.zeros_like(lateral)
+
+
 def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Tensor, cfg: InitConfig, u: torch.Tensor,
-                       setback: float = 0.0) -> torch.Tensor:
+                       setback: float = 0.0, offset: torch.Tensor | None = None) -> torch.Tensor:
     """(N, 9) root translation + 6D rotation: the hand's approach axis along the inward normal at
     ``points`` (N, 3), the root ``U(distance_lower, distance_upper)`` + ``setback`` (m, see
-    :func:`init_setback`) out along the normal, then roll / tilt / pitch jitter. ``u`` (N, 4)
-    uniforms in [0, 1). Proper rotations (det +1) by construction."""
+    :func:`init_setback`) out along the normal, then roll / tilt / pitch jitter; with ``offset`` (3,)
+    (root frame, m, see :func:`init_offset`) that point of the hand on the line instead of the root.
+    ``u`` (N, 4) uniforms in [0, 1). Proper rotations (det +1) by construction."""
     dt, dev = hand.dtype, hand.device
     p = torch.as_tensor(points, device=dev).to(dt)
     n = torch.nn.functional.normalize(torch.as_tensor(normals, device=dev).to(dt), dim=-1)
@@ -97,6 +120,8 @@ def initial_root_poses(hand: HandModel, points: torch.Tensor, normals: torch.Ten
     R = J @ R
     dist = cfg.distance_lower + (cfg.distance_upper - cfg.distance_lower) * u[:, 3] + setback
     t = p + n * dist[:, None]
+    if offset is not None:
+        t = t - R @ offset.to(dt)
     return torch.cat([t, matrix_to_rot6d(R)], 1)
 
 
@@ -172,6 +197,8 @@ class GraspInitializer:
         self.pool_normals = torch.as_tensor(np.stack([s.normals for s in self.samplers]), device=dev, dtype=dt)
         self.object_index = torch.arange(len(self.samplers), device=dev).repeat_interleave(self.G)
         self.setback = init_setback(hand)
+        off = init_offset(hand)
+        self.offset = off if bool(off.any()) else None
 
     def contacts(self, u: torch.Tensor) -> torch.Tensor:
         """Candidate indices (B, K) from uniforms ``u`` (B, K)."""
@@ -182,7 +209,7 @@ class GraspInitializer:
 
     def _grasps(self, points: torch.Tensor, normals: torch.Tensor, counter) -> tuple[torch.Tensor, torch.Tensor]:
         rng = self.rng
-        root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4), self.setback)
+        root = initial_root_poses(self.hand, points, normals, self.cfg, rng.uniform(counter, _S_ROOT, 4), self.setback, self.offset)
         q = initial_joints(self.hand, self.curl_joints, self.cfg, rng.uniform(counter, _S_JOINTS, self.hand.dof), self.curl_signs)
         return torch.cat([root, q], 1), self.contacts(rng.uniform(counter, _S_CONTACTS, self.K))
 
