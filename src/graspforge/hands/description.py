@@ -579,13 +579,7 @@ def stage_structure(parsed: ParsedHand, tree: KinematicTree, meshes: dict, known
         meshes.pop(names[l])
     has = np.array([n in meshes for n in names])
     closing, source = _closing(tree, parsed, centres, has, opt)
-    canonical = structure.open_pose(tree, closing, neutral_pose(tree, parsed))
-    if "canonical_list" in known and len(known["canonical_list"]) == tree.dof:
-        canonical = np.asarray(known["canonical_list"], float)
-    for j, v in known.get("canonical", {}).items():
-        if j in tree.actuated_joints:
-            canonical[tree.actuated_joints.index(j)] = v
-    canonical = np.clip(canonical, tree.lower, tree.upper)
+    canonical = _with_recorded_open_values(tree, structure.open_pose(tree, closing, neutral_pose(tree, parsed)), known)
     if opt.thumb_link is not None:
         if opt.thumb_link not in names:
             raise HandLoadError(f"{parsed.source}: --thumb {opt.thumb_link!r}: no such link")
@@ -788,16 +782,25 @@ def stage_grasp_types(tree: KinematicTree, st: HandStructure, per_link: dict[str
     return grasp_types
 
 
+def _with_recorded_open_values(tree: KinematicTree, q: np.ndarray, known: dict) -> np.ndarray:
+    """``q`` (D,) with a known hand's recorded open pose (``canonical_list``, then ``canonical`` by
+    joint name) put over it, clipped into the joint limits."""
+    q = np.array(q, float)
+    if "canonical_list" in known and len(known["canonical_list"]) == tree.dof:
+        q = np.asarray(known["canonical_list"], float)
+    for j, v in known.get("canonical", {}).items():
+        if j in tree.actuated_joints:
+            q[tree.actuated_joints.index(j)] = v
+    return np.clip(q, tree.lower, tree.upper)
+
+
 def _known_axes_below(tree: KinematicTree, root_link: str, known: dict) -> dict:
     """``known`` with its recorded axes (facts about the file's root frame) turned into the frame of
     ``root_link``, which becomes the root under ``--root-link``; the joints above it at their
     recorded open values (0 clipped into range where none is recorded)."""
     if root_link not in tree.link_names:
         return known  # stage_couplings names the bad link
-    q = np.clip(np.zeros(tree.dof), tree.lower, tree.upper)
-    for j, v in known.get("canonical", {}).items():
-        if j in tree.actuated_joints:
-            q[tree.actuated_joints.index(j)] = v
+    q = _with_recorded_open_values(tree, np.zeros(tree.dof), known)
     R = tree.forward_numpy(q)[tree.link_names.index(root_link), :3, :3]
     return {**known, "approach_axis": (R.T @ np.asarray(known["approach_axis"], float)).tolist(),
             "up_axis": (R.T @ np.asarray(known["up_axis"], float)).tolist()}

@@ -62,14 +62,20 @@ class HullSampler:
 REFERENCE_REACH = 0.10
 
 
+def _open_pose_surface(hand: HandModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hand's surface samples (S, 3) in the root frame in the canonical (open) pose, and its
+    unit approach axis (3,)."""
+    with torch.no_grad():
+        pts = hand.surface_points(hand.forward_kinematics(hand.canonical_pose(1)))[0]
+        return pts, torch.nn.functional.normalize(hand.approach_axis, dim=0)
+
+
 def init_setback(hand: HandModel) -> float:
     """Extra distance (m) between the root and the object at initialisation: how much further than
     :data:`REFERENCE_REACH` the hand's surface samples reach along its approach axis in the
     canonical pose (0 for the reference hands)."""
-    with torch.no_grad():
-        pts = hand.surface_points(hand.forward_kinematics(hand.canonical_pose(1)))[0]
-        a = torch.nn.functional.normalize(hand.approach_axis, dim=0)
-        reach = float((pts @ a).max()) if len(pts) else 0.0
+    pts, a = _open_pose_surface(hand)
+    reach = float((pts @ a).max()) if len(pts) else 0.0
     return max(0.0, reach - REFERENCE_REACH)
 
 
@@ -86,12 +92,10 @@ def init_offset(hand: HandModel) -> torch.Tensor:
     root origin. Zero unless the centroid of the hand's surface samples (canonical pose) lies more
     than :data:`REFERENCE_OFFSET` off the approach line through the root; then the part of its
     offset beyond that (0 for the reference hands)."""
-    with torch.no_grad():
-        pts = hand.surface_points(hand.forward_kinematics(hand.canonical_pose(1)))[0]
-        a = torch.nn.functional.normalize(hand.approach_axis, dim=0)
-        c = pts.mean(0) if len(pts) else torch.zeros_like(a)
-        lateral = c - a * (c @ a)
-        r = float(torch.linalg.norm(lateral))
+    pts, a = _open_pose_surface(hand)
+    c = pts.mean(0) if len(pts) else torch.zeros_like(a)
+    lateral = c - a * (c @ a)
+    r = float(torch.linalg.norm(lateral))
     return lateral * (1.0 - REFERENCE_OFFSET / r) if r > REFERENCE_OFFSET else torch.zeros_like(lateral)
 
 
